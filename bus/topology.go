@@ -1,0 +1,144 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Topology is the shape of the streams, declared once in code. The zero value
+// is not useful: start from DefaultTopology.
+type Topology struct {
+	// Replicas of every stream: 1 on a single server, 3 on a production cluster.
+	Replicas int
+	// Storage of every stream.
+	Storage jetstream.StorageType
+	// CallMaxAge bounds how long a call may wait in the stream: a call is
+	// worthless after its deadline.
+	CallMaxAge time.Duration
+	// WebhookMaxAge is how long verified events are kept for replay.
+	WebhookMaxAge time.Duration
+	// DeadLetterMaxAge is how long dead letters are kept.
+	DeadLetterMaxAge time.Duration
+	// DuplicateWindow is the Nats-Msg-Id deduplication window.
+	DuplicateWindow time.Duration
+	// WebhookDuplicateWindow is the dedup window for provider event ids.
+	WebhookDuplicateWindow time.Duration
+}
+
+// DefaultTopology is the single-server shape used by the all-in-one.
+func DefaultTopology() Topology {
+	return Topology{
+		Replicas:               1,
+		Storage:                jetstream.FileStorage,
+		CallMaxAge:             15 * time.Minute,
+		WebhookMaxAge:          7 * 24 * time.Hour,
+		DeadLetterMaxAge:       30 * 24 * time.Hour,
+		DuplicateWindow:        2 * time.Minute,
+		WebhookDuplicateWindow: 24 * time.Hour,
+	}
+}
+
+// CallsStream is the work-queue stream of tool calls.
+func (t Topology) CallsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamCalls,
+		Description: "Toolbus tool calls (work queue)",
+		Subjects:    []string{callSubjectRoot + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     t.Storage,
+		Replicas:    t.Replicas,
+		MaxAge:      t.CallMaxAge,
+		Duplicates:  t.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// WebhooksStream keeps verified webhook events for days, for replay.
+func (t Topology) WebhooksStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamWebhooks,
+		Description: "Toolbus verified webhook events",
+		Subjects:    []string{webhookSubjectRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     t.Storage,
+		Replicas:    t.Replicas,
+		MaxAge:      t.WebhookMaxAge,
+		Duplicates:  t.WebhookDuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// DeadLettersStream keeps calls and events that failed permanently.
+func (t Topology) DeadLettersStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamDeadLetters,
+		Description: "Toolbus dead letters",
+		Subjects:    []string{dlqSubjectRoot + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     t.Storage,
+		Replicas:    t.Replicas,
+		MaxAge:      t.DeadLetterMaxAge,
+		Duplicates:  t.DuplicateWindow,
+	}
+}
+
+// Streams lists every stream of the topology.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{t.CallsStream(), t.WebhooksStream(), t.DeadLettersStream()}
+}
+
+// Ensure creates or updates every stream. It is idempotent and safe to run
+// from every replica at start-up.
+func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// CallConsumer configures the durable consumer of one upstream.
+type CallConsumer struct {
+	Kind     string
+	Upstream string
+	// Concurrency is the cluster-wide number of calls in flight to the
+	// upstream: the consumer's MaxAckPending, shared by all replicas.
+	Concurrency int
+	// AckWait is how long a worker may hold a call without a heartbeat
+	// before JetStream redelivers it to another replica.
+	AckWait time.Duration
+	// MaxDeliver bounds redeliveries (crashes, shutdowns) of one call.
+	MaxDeliver int
+}
+
+// Config is the JetStream consumer configuration.
+func (c CallConsumer) Config() jetstream.ConsumerConfig {
+	ackWait := c.AckWait
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second
+	}
+	maxDeliver := c.MaxDeliver
+	if maxDeliver <= 0 {
+		maxDeliver = 5
+	}
+	concurrency := c.Concurrency
+	if concurrency <= 0 {
+		concurrency = 16
+	}
+	return jetstream.ConsumerConfig{
+		Durable:       CallConsumerName(c.Kind, c.Upstream),
+		Description:   fmt.Sprintf("Toolbus %s calls to upstream %s", c.Kind, c.Upstream),
+		FilterSubject: CallFilter(c.Kind, c.Upstream),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: concurrency,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Redelivery after a crash should be quick: the caller is waiting.
+		BackOff: nil,
+	}
+}

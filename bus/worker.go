@@ -1,0 +1,327 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+)
+
+// Delivery describes one delivery of a call by JetStream.
+type Delivery struct {
+	// Number is 1 for the first delivery, 2 after one redelivery, and so on.
+	Number uint64
+	// Last is true when JetStream will not deliver the call again.
+	Last           bool
+	StreamSequence uint64
+	Subject        string
+}
+
+// CallHandler performs one call. It returns the result to send to the caller
+// (failures included, as a result with Error set). A non-nil error means the
+// call was not performed to an answer (for example the worker is stopping)
+// and should be delivered again, to this or another replica.
+type CallHandler func(ctx context.Context, call *toolbusv1.ToolCall, d Delivery) (*toolbusv1.ToolResult, error)
+
+// WorkerOptions configures a Worker.
+type WorkerOptions struct {
+	// Name identifies the worker instance in results and logs.
+	Name   string
+	Logger *slog.Logger
+	// DefaultCallTimeout applies to calls that carry no deadline.
+	DefaultCallTimeout time.Duration
+	// RedeliveryDelay is how long a call handed back (by a stopping worker or
+	// after an unanswered attempt) waits before JetStream redelivers it.
+	RedeliveryDelay time.Duration
+}
+
+// Worker consumes tool calls from durable consumers, runs them through a
+// handler, publishes each result on the call's reply subject and only then
+// acknowledges the call.
+type Worker struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	log  *slog.Logger
+	opts WorkerOptions
+
+	// base is the parent of every handler context; cancelled at hard stop.
+	base     context.Context
+	hardStop context.CancelFunc
+	stopping atomic.Bool
+	inflight sync.WaitGroup
+
+	mu       sync.Mutex
+	consumes []jetstream.ConsumeContext
+}
+
+// NewWorker returns a worker that has not started consuming.
+func NewWorker(nc *nats.Conn, js jetstream.JetStream, opts WorkerOptions) *Worker {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DefaultCallTimeout <= 0 {
+		opts.DefaultCallTimeout = 30 * time.Second
+	}
+	if opts.RedeliveryDelay <= 0 {
+		opts.RedeliveryDelay = 200 * time.Millisecond
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Worker{nc: nc, js: js, log: opts.Logger, opts: opts, base: base, hardStop: cancel}
+}
+
+// ServeCalls creates or updates the upstream's durable consumer and starts
+// consuming it. It returns once consumption has started.
+func (w *Worker) ServeCalls(ctx context.Context, cc CallConsumer, h CallHandler) error {
+	if w.stopping.Load() {
+		return ErrShuttingDown
+	}
+	cfg := cc.Config()
+	cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamCalls, cfg)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
+	}
+	log := w.log.With("consumer", cfg.Durable)
+	heartbeat := cfg.AckWait / 3
+	buffer := min(cfg.MaxAckPending, 256)
+	cctx, err := cons.Consume(func(msg jetstream.Msg) {
+		if w.stopping.Load() {
+			// Draining: hand the call straight back so another replica takes it.
+			_ = msg.Nak()
+			return
+		}
+		w.inflight.Add(1)
+		go w.handle(msg, cfg.MaxDeliver, heartbeat, h, log)
+	},
+		jetstream.PullMaxMessages(buffer),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if !errors.Is(err, jetstream.ErrNoHeartbeat) || w.nc.IsConnected() {
+				log.Warn("consume", "error", err)
+			}
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", cfg.Durable, err)
+	}
+	w.mu.Lock()
+	w.consumes = append(w.consumes, cctx)
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *Worker) handle(msg jetstream.Msg, maxDeliver int, heartbeat time.Duration, h CallHandler, log *slog.Logger) {
+	defer w.inflight.Done()
+	d := Delivery{Subject: msg.Subject()}
+	if meta, err := msg.Metadata(); err == nil {
+		d.Number = meta.NumDelivered
+		d.StreamSequence = meta.Sequence.Stream
+		d.Last = maxDeliver > 0 && meta.NumDelivered >= uint64(maxDeliver)
+	}
+
+	call := &toolbusv1.ToolCall{}
+	if err := proto.Unmarshal(msg.Data(), call); err != nil {
+		// Poison: it can never succeed; keep it for inspection and move on.
+		w.deadLetter(msg, d, "undecodable tool call", toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL, err.Error(), log)
+		_ = msg.TermWithReason("undecodable")
+		return
+	}
+
+	deadline := time.Now().Add(w.opts.DefaultCallTimeout)
+	if call.Deadline != nil {
+		deadline = call.Deadline.AsTime()
+	}
+	if !time.Now().Before(deadline) {
+		w.answer(msg, call, d, &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
+			Class:   toolbusv1.ErrorClass_ERROR_CLASS_TIMEOUT,
+			Code:    "deadline_exceeded_in_queue",
+			Message: fmt.Sprintf("tool %s was not started: its deadline passed while it waited in the queue; the upstream %s may be overloaded, retrying later may help", call.Tool, call.Upstream),
+		}}, log)
+		return
+	}
+
+	ctx := ExtractTrace(w.base, msg.Headers())
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	stopBeat := w.keepAlive(msg, heartbeat)
+	res, err := w.run(ctx, h, call, d)
+	stopBeat()
+
+	if err != nil {
+		if d.Last {
+			w.deadLetter(msg, d, "deliveries exhausted", toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL, err.Error(), log)
+			w.answer(msg, call, d, &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
+				Class:   toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL,
+				Code:    "deliveries_exhausted",
+				Message: fmt.Sprintf("tool %s could not be completed after %d attempts by Toolbus workers (%v); retrying later may help", call.Tool, d.Number, err),
+			}}, log)
+			return
+		}
+		log.Info("call handed back for redelivery", "call_id", call.Id, "tool", call.Tool, "delivery", d.Number, "error", err)
+		_ = msg.NakWithDelay(w.opts.RedeliveryDelay)
+		return
+	}
+	w.answer(msg, call, d, res, log)
+}
+
+// run calls h, turning a panic into an internal-error result.
+func (w *Worker) run(ctx context.Context, h CallHandler, call *toolbusv1.ToolCall, d Delivery) (res *toolbusv1.ToolResult, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("panic in call handler", "tool", call.Tool, "call_id", call.Id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			res, err = &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
+				Class:   toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL,
+				Code:    "internal",
+				Message: fmt.Sprintf("tool %s failed inside Toolbus (an internal fault was logged); retrying will not help until it is fixed", call.Tool),
+			}}, nil
+		}
+	}()
+	return h(ctx, call, d)
+}
+
+// keepAlive tells JetStream the call is still being worked on, so a long
+// call is not redelivered to another replica while this one is healthy.
+func (w *Worker) keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// answer publishes the result on the call's reply subject, then acks.
+func (w *Worker) answer(msg jetstream.Msg, call *toolbusv1.ToolCall, d Delivery, res *toolbusv1.ToolResult, log *slog.Logger) {
+	if res == nil {
+		res = &toolbusv1.ToolResult{}
+	}
+	res.CallId = call.Id
+	res.Delivery = d.Number
+	res.Worker = w.opts.Name
+	if call.ReplySubject != "" {
+		data, err := proto.Marshal(res)
+		if err == nil {
+			rm := &nats.Msg{Subject: call.ReplySubject, Data: data, Header: nats.Header{}}
+			InjectTrace(w.base, rm.Header)
+			err = w.nc.PublishMsg(rm)
+		}
+		if err != nil {
+			// The caller cannot hear us now; let JetStream deliver the call
+			// again (idempotency keys make a repeat safe).
+			log.Warn("reply not sent, call handed back", "call_id", call.Id, "error", err)
+			_ = msg.NakWithDelay(w.opts.RedeliveryDelay)
+			return
+		}
+	}
+	if err := msg.Ack(); err != nil {
+		log.Warn("ack", "call_id", call.Id, "error", err)
+	}
+}
+
+func (w *Worker) deadLetter(msg jetstream.Msg, d Delivery, reason string, class toolbusv1.ErrorClass, lastErr string, log *slog.Logger) {
+	dl := &toolbusv1.DeadLetter{
+		Kind:           "call",
+		Subject:        msg.Subject(),
+		Payload:        msg.Data(),
+		Reason:         reason,
+		Class:          class,
+		Deliveries:     d.Number,
+		LastError:      lastErr,
+		Stream:         StreamCalls,
+		StreamSequence: d.StreamSequence,
+		Handler:        w.opts.Name,
+	}
+	dl.Headers = flattenHeaders(msg.Headers())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := PublishDeadLetter(ctx, w.js, dl, upstreamOf(msg.Subject())); err != nil {
+		log.Error("dead letter not stored", "subject", msg.Subject(), "reason", reason, "error", err)
+	}
+}
+
+// Shutdown stops the worker in two phases: it stops fetching and hands
+// undispatched calls back, then waits for in-flight calls until ctx ends; at
+// that point it cancels them (they are handed back for redelivery) and waits
+// for their handlers to return.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	if !w.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	w.mu.Lock()
+	consumes := w.consumes
+	w.consumes = nil
+	w.mu.Unlock()
+	for _, c := range consumes {
+		c.Drain()
+	}
+	for _, c := range consumes {
+		select {
+		case <-c.Closed():
+		case <-ctx.Done():
+		}
+	}
+	done := make(chan struct{})
+	go func() { w.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.hardStop()
+		return nil
+	case <-ctx.Done():
+		w.hardStop()
+		<-done
+		return fmt.Errorf("worker %s: in-flight calls cancelled at shutdown: %w", w.opts.Name, ctx.Err())
+	}
+}
+
+func flattenHeaders(h nats.Header) map[string]string {
+	if len(h) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			m[k] = v[0]
+		}
+	}
+	return m
+}
+
+// upstreamOf extracts <upstream> from toolbus.call.<kind>.<upstream>.<tool>.
+func upstreamOf(subject string) string {
+	parts := 0
+	start := 0
+	for i := 0; i < len(subject); i++ {
+		if subject[i] == '.' {
+			parts++
+			if parts == 3 {
+				start = i + 1
+			} else if parts == 4 {
+				return subject[start:i]
+			}
+		}
+	}
+	return "unknown"
+}

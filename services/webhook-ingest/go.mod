@@ -1,0 +1,7 @@
+module github.com/toolbus/toolbus/services/webhook-ingest
+
+go 1.26
+
+require github.com/toolbus/toolbus v0.0.0
+
+replace github.com/toolbus/toolbus => ../..
