@@ -58,7 +58,7 @@ func Connect(opts ConnectOptions) (*nats.Conn, error) {
 		nats.ReconnectErrHandler(func(nc *nats.Conn, err error) {
 			// Retries run every few hundred milliseconds: say so once in a while.
 			if throttle.allow(time.Now()) {
-				log.Warn("nats unreachable, retrying", "url", redactURL(opts.URL), "error", err)
+				log.Warn("nats unreachable, retrying", "url", RedactURL(opts.URL), "error", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -81,7 +81,7 @@ func Connect(opts ConnectOptions) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats connect %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("nats connect %s: %w", RedactURL(url), err)
 	}
 	return nc, nil
 }
@@ -107,7 +107,7 @@ func WaitJetStream(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, l
 			err = nats.ErrNoServers
 		}
 		if time.Since(lastLog) > 5*time.Second {
-			log.Warn("waiting for NATS JetStream", "url", nc.Opts.Url, "error", err)
+			log.Warn("waiting for NATS JetStream", "url", RedactURL(nc.Opts.Url), "error", err)
 			lastLog = time.Now()
 		}
 		select {
@@ -184,8 +184,8 @@ func (l *logThrottle) allow(now time.Time) bool {
 	return true
 }
 
-// redactURL hides credentials in a NATS URL list (user, password or token).
-func redactURL(s string) string {
+// RedactURL hides credentials in a NATS URL list (user, password or token).
+func RedactURL(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
 		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {

@@ -1,0 +1,184 @@
+// Package restworker provides the REST worker service: it consumes the tool
+// calls of REST upstreams from the bus, performs each against its upstream
+// with the shared upstream client, and answers with a ToolResult.
+//
+// Request building (request.go) is where tool arguments meet the network:
+// the scheme, host and port come only from the catalog's base URL, and
+// each path argument becomes exactly one escaped path segment. The worker
+// must not retry, rate limit or authenticate on its own: those are layers
+// of the upstream client. It must not log arguments, bodies or secrets.
+package restworker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/upstream"
+)
+
+// Defaults of the call consumers.
+const (
+	// DefaultAckWait is how long a call held by a worker that stopped
+	// heart-beating (a crash) waits before JetStream gives it to another
+	// replica. The worker heart-beats every third of it.
+	DefaultAckWait = 15 * time.Second
+	// DefaultMaxDeliver bounds deliveries of one call (crashes, shutdowns).
+	DefaultMaxDeliver = 5
+)
+
+// Options configure the REST worker.
+type Options struct {
+	Catalog  *catalog.Catalog
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Instance string // worker instance name
+	Logger   *slog.Logger
+	// Upstreams restricts which REST upstreams this process serves (empty = all).
+	Upstreams []string
+
+	// AckWait and MaxDeliver configure the call consumers (defaults above).
+	AckWait    time.Duration
+	MaxDeliver int
+	// HTTP configures every upstream client (its layers: retry, quota and
+	// auth plug in here).
+	HTTP upstream.Options
+}
+
+// Service is a running REST worker.
+type Service struct {
+	opts      Options
+	log       *slog.Logger
+	upstreams []*catalog.Upstream
+	h         *handler
+
+	mu      sync.Mutex
+	worker  *bus.Worker
+	stopped bool
+}
+
+// New validates opts and prepares the HTTP clients and compiled routes. It
+// makes no network calls.
+func New(opts Options) (*Service, error) {
+	switch {
+	case opts.Catalog == nil:
+		return nil, errors.New("rest-worker: no catalog")
+	case opts.NC == nil || opts.JS == nil:
+		return nil, errors.New("rest-worker: no NATS connection")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Instance == "" {
+		opts.Instance = "rest-worker"
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = DefaultAckWait
+	}
+	if opts.MaxDeliver <= 0 {
+		opts.MaxDeliver = DefaultMaxDeliver
+	}
+	ups, err := selectUpstreams(opts.Catalog, opts.Upstreams)
+	if err != nil {
+		return nil, err
+	}
+	h, err := newHandler(opts.Catalog, ups, opts.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("rest-worker: %w", err)
+	}
+	return &Service{opts: opts, log: opts.Logger.With("service", "rest-worker", "instance", opts.Instance), upstreams: ups, h: h}, nil
+}
+
+// selectUpstreams returns the REST upstreams to serve, sorted by name.
+func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream, error) {
+	var ups []*catalog.Upstream
+	if len(names) == 0 {
+		for _, u := range cat.Upstreams {
+			if u.Kind == catalog.KindREST {
+				ups = append(ups, u)
+			}
+		}
+	} else {
+		for _, n := range names {
+			u, ok := cat.Upstreams[n]
+			switch {
+			case !ok:
+				return nil, fmt.Errorf("rest-worker: upstream %q is not in the catalog", n)
+			case u.Kind != catalog.KindREST:
+				return nil, fmt.Errorf("rest-worker: upstream %q is of kind %s, not rest", n, u.Kind)
+			}
+			if !slices.Contains(ups, u) {
+				ups = append(ups, u)
+			}
+		}
+	}
+	slices.SortFunc(ups, func(a, b *catalog.Upstream) int {
+		if a.Name < b.Name {
+			return -1
+		}
+		if a.Name > b.Name {
+			return 1
+		}
+		return 0
+	})
+	return ups, nil
+}
+
+// Start consumes the calls of every served upstream, one durable consumer
+// per upstream whose MaxAckPending is the upstream's concurrency. It
+// returns once consumption has started. If it fails, what it started has
+// been stopped.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return bus.ErrShuttingDown
+	case s.worker != nil:
+		return errors.New("rest-worker: already started")
+	}
+	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log})
+	for _, u := range s.upstreams {
+		cc := bus.CallConsumer{
+			Kind:        string(catalog.KindREST),
+			Upstream:    u.Name,
+			Concurrency: u.Concurrency,
+			AckWait:     s.opts.AckWait,
+			MaxDeliver:  s.opts.MaxDeliver,
+		}
+		if err := w.ServeCalls(ctx, cc, s.h.handle); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = w.Shutdown(sctx)
+			return fmt.Errorf("rest-worker: serve upstream %s: %w", u.Name, err)
+		}
+	}
+	s.worker = w
+	s.log.Info("serving REST upstreams", "upstreams", len(s.upstreams), "tools", len(s.h.routes))
+	return nil
+}
+
+// Shutdown stops in two phases (see bus.Worker.Shutdown): no new calls are
+// taken and in-flight calls finish until ctx ends; then they are cancelled
+// and handed back for redelivery. Idle upstream connections are closed.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	w := s.worker
+	s.mu.Unlock()
+	var err error
+	if w != nil {
+		err = w.Shutdown(ctx)
+	}
+	s.h.closeIdle()
+	return err
+}
