@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"slices"
 	"strconv"
 	"syscall"
@@ -226,5 +227,40 @@ func TestSplitProcesses(t *testing.T) {
 	}
 	if err := front.wait(t, 15*time.Second); err != nil {
 		t.Errorf("mcp-front exit after SIGTERM: %v", err)
+	}
+}
+
+// TestStdio launches the binary the way desktop MCP clients do: as a child
+// process speaking MCP over stdin/stdout, all services in-process.
+func TestStdio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	_, upURL := startCRM(t)
+	cmd := exec.Command(toolbusBin(t), "serve", "--stdio", "--catalog", testCatalog(t, upURL),
+		"--nats-listen", "none", "--http", "none", "--grpc", "none", "--data", t.TempDir(), "--log-level", "warn")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "desktop", Version: "test"}, nil)
+	s, err := c.Connect(ctx, &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		t.Fatalf("connect over stdio: %v", err)
+	}
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: "get_customer", Arguments: map[string]any{"id": 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.IsError {
+		t.Fatalf("tool error: %v", res.Content)
+	}
+	if diff := cmp.Diff(getJSON(t, upURL+"/api/v1/customers/2"), asJSON(t, res.StructuredContent)); diff != "" {
+		t.Errorf("structuredContent (-want +got):\n%s", diff)
+	}
+	// Closing the session closes the child's stdin: it must exit cleanly.
+	if err := s.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	if cmd.ProcessState == nil || !cmd.ProcessState.Success() {
+		t.Errorf("toolbus --stdio exit: %v", cmd.ProcessState)
 	}
 }
