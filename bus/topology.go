@@ -26,6 +26,9 @@ type Topology struct {
 	DuplicateWindow time.Duration
 	// WebhookDuplicateWindow is the dedup window for provider event ids.
 	WebhookDuplicateWindow time.Duration
+	// ResultTTL is how long results of mutating calls are kept by
+	// idempotency key (bucket toolbus_results, kv.go).
+	ResultTTL time.Duration
 }
 
 // DefaultTopology is the single-server shape used by the all-in-one.
@@ -38,6 +41,7 @@ func DefaultTopology() Topology {
 		DeadLetterMaxAge:       30 * 24 * time.Hour,
 		DuplicateWindow:        2 * time.Minute,
 		WebhookDuplicateWindow: 24 * time.Hour,
+		ResultTTL:              DefaultResultTTL,
 	}
 }
 
@@ -98,7 +102,7 @@ func (t Topology) Ensure(ctx context.Context, js jetstream.JetStream) error {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
-	return nil
+	return t.ensureKeyValues(ctx, js)
 }
 
 // CallConsumer configures the durable consumer of one upstream.

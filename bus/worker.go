@@ -12,9 +12,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/telemetry"
 )
 
 // Delivery describes one delivery of a call by JetStream.
@@ -43,16 +47,22 @@ type WorkerOptions struct {
 	// RedeliveryDelay is how long a call handed back (by a stopping worker or
 	// after an unanswered attempt) waits before JetStream redelivers it.
 	RedeliveryDelay time.Duration
+	// TracerProvider records a consumer span per delivery and a producer
+	// span per reply; MeterProvider the worker metrics. No-op when nil.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Worker consumes tool calls from durable consumers, runs them through a
 // handler, publishes each result on the call's reply subject and only then
 // acknowledges the call.
 type Worker struct {
-	nc   *nats.Conn
-	js   jetstream.JetStream
-	log  *slog.Logger
-	opts WorkerOptions
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	log     *slog.Logger
+	opts    WorkerOptions
+	tracer  trace.Tracer
+	metrics *telemetry.WorkerMetrics
 
 	// base is the parent of every handler context; cancelled at hard stop.
 	base     context.Context
@@ -62,6 +72,8 @@ type Worker struct {
 
 	mu       sync.Mutex
 	consumes []jetstream.ConsumeContext
+	// cancels stops calls their callers gave up on (cancel.go).
+	cancels cancelRegistry
 }
 
 // NewWorker returns a worker that has not started consuming.
@@ -75,8 +87,15 @@ func NewWorker(nc *nats.Conn, js jetstream.JetStream, opts WorkerOptions) *Worke
 	if opts.RedeliveryDelay <= 0 {
 		opts.RedeliveryDelay = 200 * time.Millisecond
 	}
+	var wm *telemetry.WorkerMetrics
+	if opts.MeterProvider != nil {
+		var err error
+		if wm, err = telemetry.NewWorkerMetrics(opts.MeterProvider); err != nil {
+			opts.Logger.Warn("worker metrics", "error", err)
+		}
+	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Worker{nc: nc, js: js, log: opts.Logger, opts: opts, base: base, hardStop: cancel}
+	return &Worker{nc: nc, js: js, log: opts.Logger, opts: opts, tracer: tracerFrom(opts.TracerProvider), metrics: wm, base: base, hardStop: cancel}
 }
 
 // ServeCalls creates or updates the upstream's durable consumer and starts
@@ -84,6 +103,9 @@ func NewWorker(nc *nats.Conn, js jetstream.JetStream, opts WorkerOptions) *Worke
 func (w *Worker) ServeCalls(ctx context.Context, cc CallConsumer, h CallHandler) error {
 	if w.stopping.Load() {
 		return ErrShuttingDown
+	}
+	if err := w.cancels.listen(w.nc); err != nil {
+		return err
 	}
 	cfg := cc.Config()
 	cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamCalls, cfg)
@@ -100,7 +122,7 @@ func (w *Worker) ServeCalls(ctx context.Context, cc CallConsumer, h CallHandler)
 			return
 		}
 		w.inflight.Add(1)
-		go w.handle(msg, cfg.MaxDeliver, heartbeat, h, log)
+		go w.handle(msg, cfg.Durable, cfg.MaxDeliver, heartbeat, h, log)
 	},
 		jetstream.PullMaxMessages(buffer),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -118,7 +140,7 @@ func (w *Worker) ServeCalls(ctx context.Context, cc CallConsumer, h CallHandler)
 	return nil
 }
 
-func (w *Worker) handle(msg jetstream.Msg, maxDeliver int, heartbeat time.Duration, h CallHandler, log *slog.Logger) {
+func (w *Worker) handle(msg jetstream.Msg, consumer string, maxDeliver int, heartbeat time.Duration, h CallHandler, log *slog.Logger) {
 	defer w.inflight.Done()
 	d := Delivery{Subject: msg.Subject()}
 	if meta, err := msg.Metadata(); err == nil {
@@ -126,21 +148,31 @@ func (w *Worker) handle(msg jetstream.Msg, maxDeliver int, heartbeat time.Durati
 		d.StreamSequence = meta.Sequence.Stream
 		d.Last = maxDeliver > 0 && meta.NumDelivered >= uint64(maxDeliver)
 	}
+	// The call's trace continues here: the publisher's span is the parent.
+	tctx, span := startProcessSpan(ExtractTrace(w.base, msg.Headers()), w.tracer, consumer, d, len(msg.Data()))
+	defer span.End()
 
 	call := &toolbusv1.ToolCall{}
 	if err := proto.Unmarshal(msg.Data(), call); err != nil {
 		// Poison: it can never succeed; keep it for inspection and move on.
 		w.deadLetter(msg, d, "undecodable tool call", toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL, err.Error(), log)
 		_ = msg.TermWithReason("undecodable")
+		endProcessSpan(span, nil, "term", err)
 		return
 	}
+	var queueWait time.Duration
+	if call.AcceptedAt != nil {
+		queueWait = time.Since(call.AcceptedAt.AsTime())
+	}
+	annotateProcessSpan(span, call, queueWait)
+	w.metrics.Received(tctx, call.Tool, call.Upstream, queueWait, d.Number)
 
 	deadline := time.Now().Add(w.opts.DefaultCallTimeout)
 	if call.Deadline != nil {
 		deadline = call.Deadline.AsTime()
 	}
 	if !time.Now().Before(deadline) {
-		w.answer(msg, call, d, &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
+		w.answer(tctx, msg, call, d, &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
 			Class:   toolbusv1.ErrorClass_ERROR_CLASS_TIMEOUT,
 			Code:    "deadline_exceeded_in_queue",
 			Message: fmt.Sprintf("tool %s was not started: its deadline passed while it waited in the queue; the upstream %s may be overloaded, retrying later may help", call.Tool, call.Upstream),
@@ -148,18 +180,24 @@ func (w *Worker) handle(msg jetstream.Msg, maxDeliver int, heartbeat time.Durati
 		return
 	}
 
-	ctx := ExtractTrace(w.base, msg.Headers())
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	ctx, cancel := context.WithDeadline(tctx, deadline)
 	defer cancel()
+	ctx, release := w.cancels.track(ctx, call.Id)
+	defer release()
 
 	stopBeat := w.keepAlive(msg, heartbeat)
 	res, err := w.run(ctx, h, call, d)
 	stopBeat()
+	if err != nil && cancelledByCaller(ctx) {
+		// Nobody waits for this call any more: answer (to no one) and ack
+		// rather than hand it to another replica.
+		res, err = cancelledResult(call), nil
+	}
 
 	if err != nil {
 		if d.Last {
 			w.deadLetter(msg, d, "deliveries exhausted", toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL, err.Error(), log)
-			w.answer(msg, call, d, &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
+			w.answer(tctx, msg, call, d, &toolbusv1.ToolResult{Error: &toolbusv1.ToolError{
 				Class:   toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL,
 				Code:    "deliveries_exhausted",
 				Message: fmt.Sprintf("tool %s could not be completed after %d attempts by Toolbus workers (%v); retrying later may help", call.Tool, d.Number, err),
@@ -168,9 +206,11 @@ func (w *Worker) handle(msg jetstream.Msg, maxDeliver int, heartbeat time.Durati
 		}
 		log.Info("call handed back for redelivery", "call_id", call.Id, "tool", call.Tool, "delivery", d.Number, "error", err)
 		_ = msg.NakWithDelay(w.opts.RedeliveryDelay)
+		endProcessSpan(span, nil, "nak", err)
 		return
 	}
-	w.answer(msg, call, d, res, log)
+	w.deadLetterFailed(ctx, msg, d, res)
+	w.answer(tctx, msg, call, d, res, log)
 }
 
 // run calls h, turning a panic into an internal-error result.
@@ -213,39 +253,53 @@ func (w *Worker) keepAlive(msg jetstream.Msg, every time.Duration) (stop func())
 	return func() { close(done); wg.Wait() }
 }
 
-// answer publishes the result on the call's reply subject, then acks.
-func (w *Worker) answer(msg jetstream.Msg, call *toolbusv1.ToolCall, d Delivery, res *toolbusv1.ToolResult, log *slog.Logger) {
+// answer publishes the result on the call's reply subject, then acks. ctx
+// carries the delivery's span.
+func (w *Worker) answer(ctx context.Context, msg jetstream.Msg, call *toolbusv1.ToolCall, d Delivery, res *toolbusv1.ToolResult, log *slog.Logger) {
 	if res == nil {
 		res = &toolbusv1.ToolResult{}
 	}
 	res.CallId = call.Id
 	res.Delivery = d.Number
 	res.Worker = w.opts.Name
+	span := trace.SpanFromContext(ctx)
 	if call.ReplySubject != "" {
 		data, err := proto.Marshal(res)
 		if err == nil {
+			rctx, rspan := startReplySpan(ctx, w.tracer, call, len(data))
 			rm := &nats.Msg{Subject: call.ReplySubject, Data: data, Header: nats.Header{}}
-			InjectTrace(w.base, rm.Header)
+			InjectTrace(rctx, rm.Header)
 			err = w.nc.PublishMsg(rm)
+			if err != nil {
+				rspan.SetStatus(codes.Error, "reply not sent")
+			}
+			rspan.End()
 		}
 		if err != nil {
 			// The caller cannot hear us now; let JetStream deliver the call
 			// again (idempotency keys make a repeat safe).
 			log.Warn("reply not sent, call handed back", "call_id", call.Id, "error", err)
 			_ = msg.NakWithDelay(w.opts.RedeliveryDelay)
+			endProcessSpan(span, res, "nak", err)
 			return
 		}
 	}
 	if err := msg.Ack(); err != nil {
 		log.Warn("ack", "call_id", call.Id, "error", err)
 	}
+	var upstreamTime time.Duration
+	if res.UpstreamDuration != nil {
+		upstreamTime = res.UpstreamDuration.AsDuration()
+	}
+	w.metrics.Answered(ctx, call.Tool, call.Upstream, ResultOutcome(res), upstreamTime, res.Attempts)
+	endProcessSpan(span, res, "ack", nil)
 }
 
 func (w *Worker) deadLetter(msg jetstream.Msg, d Delivery, reason string, class toolbusv1.ErrorClass, lastErr string, log *slog.Logger) {
 	dl := &toolbusv1.DeadLetter{
 		Kind:           "call",
 		Subject:        msg.Subject(),
-		Payload:        msg.Data(),
+		Payload:        withoutCallerToken(msg.Data()), // calltoken.go
 		Reason:         reason,
 		Class:          class,
 		Deliveries:     d.Number,
@@ -274,6 +328,7 @@ func (w *Worker) Shutdown(ctx context.Context) error {
 	consumes := w.consumes
 	w.consumes = nil
 	w.mu.Unlock()
+	w.cancels.stop()
 	for _, c := range consumes {
 		c.Drain()
 	}

@@ -3,8 +3,10 @@
 // validates it strictly (every error names file, line and field), resolves
 // secret references and compiles argument schemas.
 //
-// The catalog is configuration only: it must not perform network calls
-// (other than reading files it references) and must not know about NATS or MCP.
+// The catalog is configuration only: Load and Parse must not perform network
+// calls (other than reading files it references) and it must not know about
+// NATS or MCP. ResolveGraphQLSchemas is the one explicit step that introspects
+// GraphQL endpoints, run by services at start-up.
 package catalog
 
 import (
@@ -12,6 +14,8 @@ import (
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/toolbus/toolbus/gqlop"
 )
 
 // Kind is the protocol an upstream speaks.
@@ -51,8 +55,18 @@ type Catalog struct {
 	Upstreams map[string]*Upstream
 	// Tools in file order.
 	Tools []*Tool
+	// Sources are the webhook providers, by name (see sources.go).
+	Sources map[string]*Source
+	// Projections turn webhook events into state, by name (projections.go).
+	Projections map[string]*Projection
+	// Auth is how MCP clients authenticate (auth.go); nil when the
+	// catalog has no auth section.
+	Auth *ServerAuth
 
 	toolsByName map[string]*Tool
+	// src and opts load the catalog again (ResolveGraphQLSchemas).
+	src  []byte
+	opts []Option
 }
 
 // Tool returns the tool with the given name.
@@ -80,7 +94,19 @@ type Upstream struct {
 	// IdempotencyHeader, when set (e.g. "Idempotency-Key"), is sent with the
 	// call's idempotency key on mutating requests, which makes them safe to retry.
 	IdempotencyHeader string
-	Pos               Pos
+	// GraphQL is set for graphql upstreams: where the schema comes from,
+	// and the schema (graphql.go).
+	GraphQL *GraphQLUpstream
+	// Reliability holds the retry policy, rate limit and circuit breaker
+	// (reliability.go).
+	Reliability
+	// Auth is how Toolbus authenticates to the upstream (auth.go); nil
+	// means none.
+	Auth *UpstreamAuth
+	// OpenAPI is set when the upstream's tools are generated from an
+	// OpenAPI document (openapi.go).
+	OpenAPI *OpenAPISource
+	Pos     Pos
 }
 
 // Header is a header name with its value, which may come from a secret reference.
@@ -109,6 +135,10 @@ type Param struct {
 	// Wire name: the query parameter, header or body field name; defaults to Name.
 	WireName string
 	Required bool
+	// Deep sends object and array query values in brackets (name[key]=v,
+	// name[0]=v), OpenAPI's deepObject style; otherwise objects go as JSON
+	// text and arrays as repeated parameters.
+	Deep bool
 }
 
 // Annotations are the MCP tool hints. Nil means "not set"; the loader fills
@@ -144,7 +174,22 @@ type Tool struct {
 	Timeout time.Duration
 	// Meta is passed through as the MCP tool's _meta.
 	Meta map[string]any
-	Pos  Pos
+	// Retry overrides the upstream's retry policy; nil means the
+	// upstream's (see RetryPolicy in reliability.go).
+	Retry *RetryPolicy
+	// GraphQL is set for tools on graphql upstreams: the validated
+	// operation, pagination and payload errors (graphql.go).
+	GraphQL *GraphQLTool
+	// Scopes a caller needs to call the tool; nil means the default for
+	// its annotations (ServerAuth.ToolScopes), empty means none.
+	Scopes []string
+	// BodyEncoding of the body arguments: JSON (the zero value) or form
+	// (openapi.go).
+	BodyEncoding BodyEncoding
+	// Fixed arguments are not in the input schema; the worker always sends
+	// them with these values (OpenAPI overrides' hidden parameters).
+	Fixed map[string]any
+	Pos   Pos
 
 	args argValidator
 }
@@ -160,6 +205,9 @@ func (t *Tool) CallTimeout() time.Duration {
 // Mutating reports whether the tool's request may change upstream state, so
 // that it is retried only with an idempotency key.
 func (t *Tool) Mutating() bool {
+	if t.GraphQL != nil {
+		return t.GraphQL.Operation.Kind() == gqlop.KindMutation
+	}
 	switch t.Method {
 	case "GET", "HEAD", "OPTIONS":
 		return false

@@ -62,6 +62,7 @@ func TestLoadFull(t *testing.T) {
 			},
 			MaxResponseBytes:  512 << 10,
 			IdempotencyHeader: "Idempotency-Key",
+			Reliability:       defaultReliability(),
 			Pos:               Pos{"testdata/full.yaml", 4, 3},
 		},
 		"billing": {
@@ -71,6 +72,7 @@ func TestLoadFull(t *testing.T) {
 			Timeout:          DefaultTimeout,
 			Concurrency:      DefaultConcurrency,
 			MaxResponseBytes: DefaultMaxResponseBytes,
+			Reliability:      defaultReliability(),
 			Pos:              Pos{"testdata/full.yaml", 15, 3},
 		},
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"sort"
@@ -15,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/toolbus/toolbus/gqlop"
 )
 
 // Option configures Load and Parse.
@@ -23,6 +26,9 @@ type Option func(*options)
 type options struct {
 	lookupEnv func(string) (string, bool)
 	readFile  func(string) ([]byte, error)
+	// fsys and schemas: see WithFS and withGraphQLSchemas (graphql.go).
+	fsys    fs.FS
+	schemas map[string]*gqlop.Schema
 }
 
 // WithLookupEnv replaces os.LookupEnv for ${env:NAME} references, so tests
@@ -61,7 +67,7 @@ func newOptions(opts []Option) options {
 // messages. On failure the error is a *LoadError listing every problem in
 // file order, each with file:line:col and the field path.
 func Parse(file string, src []byte, opts ...Option) (*Catalog, error) {
-	p := &parser{file: file, opts: newOptions(opts), aliasNodes: maxAliasNodes}
+	p := &parser{file: file, src: src, opts: newOptions(opts), aliasNodes: maxAliasNodes}
 	var cat *Catalog
 	if p.checkText(src) {
 		if root := p.decodeYAML(src); root != nil {
@@ -80,6 +86,7 @@ func Parse(file string, src []byte, opts ...Option) (*Catalog, error) {
 	}
 	sum := sha256.Sum256(src)
 	cat.Digest = hex.EncodeToString(sum[:])
+	cat.src, cat.opts = src, opts
 	return cat, nil
 }
 
@@ -193,8 +200,13 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		p.errorf(root, "", "a catalog must be a mapping with version, upstreams and tools, got %s", kindName(root))
 		return nil
 	}
-	ms, _ := p.mapping(root, "", []string{"version", "upstreams", "tools"})
-	cat := &Catalog{File: p.file, Upstreams: map[string]*Upstream{}, toolsByName: map[string]*Tool{}}
+	ms, _ := p.mapping(root, "", []string{"version", "upstreams", "tools", "sources", "projections", "auth"})
+	cat := &Catalog{File: p.file, Upstreams: map[string]*Upstream{}, toolsByName: map[string]*Tool{},
+		Sources: map[string]*Source{}, Projections: map[string]*Projection{}}
+	p.webhooks(ms, cat)
+	if an := ms.get("auth"); an != nil {
+		cat.Auth = p.serverAuth(an)
+	}
 
 	if v := ms.get("version"); v == nil {
 		p.errorf(root, "version", "required field is missing; add version: 1")
@@ -237,5 +249,6 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 			}
 		}
 	}
+	p.openapiTools(cat)
 	return cat
 }

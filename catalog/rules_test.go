@@ -94,7 +94,7 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:1:10: version: must be an integer, got a string",
 		}},
 		{"unknown top-level field", "version: 1\nupstream: {}\n", []string{
-			"c.yaml:2:1: upstream: unknown field (known fields: version, upstreams, tools)",
+			"c.yaml:2:1: upstream: unknown field (known fields: version, upstreams, tools, sources, projections, auth)",
 		}},
 		{"tools not a list", "version: 1\ntools: {a: 1}\n", []string{
 			"c.yaml:2:8: tools: must be a list, got a mapping",
@@ -107,7 +107,7 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:3:3: upstreams.\"crm.v1\": upstream name must match [a-zA-Z0-9_-]{1,32}",
 		}},
 		{"unknown upstream field", "version: 1\nupstreams:\n  crm: {base_url: http://a, retries: 3}\n", []string{
-			"c.yaml:3:29: upstreams.crm.retries: unknown field (known fields: kind, base_url, timeout, concurrency, max_response_bytes, idempotency_header, headers)",
+			"c.yaml:3:29: upstreams.crm.retries: unknown field (known fields: kind, base_url, timeout, concurrency, max_response_bytes, idempotency_header, headers, retry, rate_limit, circuit_breaker, auth, endpoint, schema, openapi)",
 		}},
 		{"missing base_url", "version: 1\nupstreams:\n  crm: {timeout: 1s}\n", []string{
 			"c.yaml:3:3: upstreams.crm.base_url: required field is missing",
@@ -208,7 +208,7 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:5:5: tools[0] (t).path: required field is missing",
 		}},
 		{"unknown tool field", tool + "    verb: GET\n", []string{
-			"c.yaml:10:5: tools[0] (t).verb: unknown field (known fields: name, title, description, upstream, method, path, input_schema, params, output_schema, annotations, timeout, meta)",
+			"c.yaml:10:5: tools[0] (t).verb: unknown field (known fields: name, title, description, upstream, method, path, input_schema, params, output_schema, annotations, timeout, meta, retry, scopes, operation, operation_file, operation_name, pagination, payload_errors)",
 		}},
 		{"duplicate tool", tool + "  - {name: t, description: d, upstream: crm, method: GET, path: /y}\n", []string{
 			"c.yaml:10:12: tools[1] (t).name: duplicate tool name \"t\" (first at line 5)",
@@ -315,11 +315,11 @@ func TestParseRules(t *testing.T) {
 		{"meta not a mapping", tool + "    meta: [1]\n", []string{
 			"c.yaml:10:11: tools[0] (t).meta: must be a mapping, got a list",
 		}},
-		{"graphql upstream tool", "version: 1\nupstreams:\n  gh: {kind: graphql, base_url: https://h/graphql}\ntools:\n  - {name: t, description: d, upstream: gh, method: POST, path: /}\n", []string{
-			"c.yaml:5:41: tools[0] (t).upstream: upstream gh is of kind graphql; catalog version 1 declares tools for rest upstreams only",
+		{"graphql upstream tool", "version: 1\nupstreams:\n  gh: {kind: graphql, endpoint: https://h/graphql, schema: {file: testdata/crm.graphql}}\ntools:\n  - {name: t, description: d, upstream: gh, method: POST, path: /}\n", []string{
+			"c.yaml:5:41: tools[0] (t).upstream: upstream gh is of kind graphql; give the tool an operation or an operation_file",
 		}},
 		{"merge key", "version: 1\nx: &a {base_url: http://h}\nupstreams:\n  crm: {<<: *a}\n", []string{
-			"c.yaml:2:1: x: unknown field (known fields: version, upstreams, tools)",
+			"c.yaml:2:1: x: unknown field (known fields: version, upstreams, tools, sources, projections, auth)",
 			"c.yaml:4:3: upstreams.crm.base_url: required field is missing",
 			"c.yaml:4:9: upstreams.crm: merge keys (<<) are not supported",
 		}},

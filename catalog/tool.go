@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/toolbus/toolbus/gqlop"
 )
 
 // MaxToolNameLen is the longest tool name MCP clients accept everywhere.
@@ -16,7 +18,8 @@ const MaxToolNameLen = 64
 
 var toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
-var toolFields = []string{"name", "title", "description", "upstream", "method", "path", "input_schema", "params", "output_schema", "annotations", "timeout", "meta"}
+var toolFields = []string{"name", "title", "description", "upstream", "method", "path", "input_schema", "params", "output_schema", "annotations", "timeout", "meta", "retry", "scopes",
+	"operation", "operation_file", "operation_name", "pagination", "payload_errors"} // the last five: graphql.go
 
 var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
 
@@ -58,7 +61,12 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 	if !ok {
 		return nil, ""
 	}
-	for _, req := range []string{"name", "description", "upstream", "method", "path"} {
+	gql := isGraphQLTool(ms)
+	mustHave := []string{"name", "description", "upstream", "method", "path"}
+	if gql {
+		mustHave = []string{"name", "upstream"} // the description may come from the operation
+	}
+	for _, req := range mustHave {
 		if ms.get(req) == nil {
 			p.errorf(n, field+"."+req, "required field is missing")
 		}
@@ -87,8 +95,10 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 			switch {
 			case !declared[s]:
 				p.errorf(f.val, ff, "unknown upstream %q (%s)", s, describeNames(sortedKeys(declared)))
-			case u != nil && u.Kind != KindREST:
-				p.errorf(f.val, ff, "upstream %s is of kind %s; catalog version 1 declares tools for rest upstreams only", s, u.Kind)
+			case u != nil && gql && u.Kind != KindGraphQL:
+				p.errorf(f.val, ff, "upstream %s is of kind %s; operation and operation_file are for graphql upstreams", s, u.Kind)
+			case u != nil && !gql && u.Kind == KindGraphQL:
+				p.errorf(f.val, ff, "upstream %s is of kind graphql; give the tool an operation or an operation_file", s)
 			}
 			t.Upstream = u
 		case "method":
@@ -108,11 +118,33 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 			}
 		case "timeout":
 			t.Timeout, _ = p.duration(f.val, ff)
+		case "scopes":
+			p.toolScopes(t, f.val, ff)
 		case "meta":
 			t.Meta = p.meta(f.val, ff)
 		}
 	}
 
+	if gql {
+		if p.graphqlTool(t, ms, n, field, sc) {
+			// The upstream's schema is still to be introspected: the tool
+			// joins the catalog when ResolveGraphQLSchemas loads it again.
+			return nil, t.Name
+		}
+		p.annotations(t, ms.get("annotations"), field+".annotations")
+		if rn := ms.get("retry"); rn != nil {
+			p.toolRetry(t, rn, field+".retry")
+		}
+		if len(p.problems) > before {
+			return nil, t.Name
+		}
+		return t, t.Name
+	}
+	for _, f := range graphqlToolFields {
+		if k := ms.key(f); k != nil {
+			p.errorf(k, field+"."+f, "only tools on graphql upstreams have %s", f)
+		}
+	}
 	// The schema-related fields need method and path.
 	schemaNode := ms.get("input_schema")
 	props, required := p.inputSchema(t, schemaNode, field+".input_schema", sc)
@@ -122,6 +154,9 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 		t.OutputSchema = p.outputSchema(on, field+".output_schema", sc)
 	}
 	p.annotations(t, ms.get("annotations"), field+".annotations")
+	if rn := ms.get("retry"); rn != nil {
+		p.toolRetry(t, rn, field+".retry")
+	}
 
 	if len(p.problems) > before {
 		return nil, t.Name
@@ -379,7 +414,14 @@ func (p *parser) annotations(t *Tool, n *yaml.Node, field string) {
 		}
 	}
 	var ro, destructive, idempotent bool
-	switch t.Method {
+	method := t.Method
+	if t.GraphQL != nil { // a query reads like GET, a mutation writes like POST
+		method = "POST"
+		if t.GraphQL.Operation.Kind() == gqlop.KindQuery {
+			method = "GET"
+		}
+	}
+	switch method {
 	case "GET", "HEAD":
 		ro, idempotent = true, true
 	case "DELETE":

@@ -24,7 +24,7 @@ const (
 
 var upstreamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,32}$`)
 
-var upstreamFields = []string{"kind", "base_url", "timeout", "concurrency", "max_response_bytes", "idempotency_header", "headers"}
+var upstreamFields = []string{"kind", "base_url", "timeout", "concurrency", "max_response_bytes", "idempotency_header", "headers", "retry", "rate_limit", "circuit_breaker", "auth", "endpoint", "schema", "openapi"}
 
 func (p *parser) upstream(m member) *Upstream {
 	field := joinField("upstreams", m.name)
@@ -42,6 +42,7 @@ func (p *parser) upstream(m member) *Upstream {
 		Timeout:          DefaultTimeout,
 		Concurrency:      DefaultConcurrency,
 		MaxResponseBytes: DefaultMaxResponseBytes,
+		Reliability:      defaultReliability(),
 		Pos:              p.pos(m.key),
 	}
 	for _, f := range ms {
@@ -56,8 +57,9 @@ func (p *parser) upstream(m member) *Upstream {
 					p.errorf(f.val, ff, "unknown kind %q: want rest or graphql", s)
 				}
 			}
-		case "base_url":
+		case "base_url", "endpoint": // endpoint: the graphql name (graphql.go)
 			u.BaseURL = p.baseURL(f.val, ff)
+		case "schema": // graphqlUpstream reads it once the kind is known
 		case "timeout":
 			if d, ok := p.duration(f.val, ff); ok {
 				u.Timeout = d
@@ -79,9 +81,22 @@ func (p *parser) upstream(m member) *Upstream {
 			}
 		case "headers":
 			u.Headers = p.headers(f.val, ff)
+		case "auth":
+			u.Auth = p.upstreamAuth(f.val, ff)
+		case "openapi":
+			u.OpenAPI = p.openapiSource(f.val, ff)
+		default:
+			p.reliabilityField(u, f, ff)
 		}
 	}
-	if ms.get("base_url") == nil {
+	p.checkUpstreamAuth(u, ms, field)
+	p.graphqlUpstream(u, ms, m.key, field)
+	switch {
+	case ms.get("base_url") != nil || (u.Kind == KindGraphQL && ms.get("endpoint") != nil):
+	case p.openapiBaseURL(u, ms, m.key, field): // the document's servers (openapi.go)
+	case u.Kind == KindGraphQL:
+		p.errorf(m.key, field+".endpoint", "required field is missing")
+	default:
 		p.errorf(m.key, field+".base_url", "required field is missing")
 	}
 	if len(p.problems) > before {

@@ -21,6 +21,7 @@ const (
 // parser walks the YAML node tree and collects every problem it finds.
 type parser struct {
 	file     string
+	src      []byte // the catalog's text, for positions inside block scalars
 	opts     options
 	problems []Problem
 	// aliasNodes is what remains of the maxAliasNodes budget.

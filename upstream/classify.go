@@ -32,6 +32,9 @@ func Classify(tool, upstream string, budget time.Duration, err error) *toolerr.T
 	if te, ok := toolerr.As(err); ok {
 		return te
 	}
+	if te := classifyReliability(tool, upstream, err); te != nil {
+		return te
+	}
 	switch {
 	case errors.As(err, &tooLarge):
 		return toolerr.ResponseTooLarge(tool, upstream, tooLarge.Size, tooLarge.Limit)

@@ -52,6 +52,10 @@ type Options struct {
 	// as 169.254.169.254, the cloud metadata service). It is off unless
 	// the upstream's base URL is itself a link-local address.
 	AllowLinkLocal bool
+	// Reliability, when set, fills the Retry and Quota slots left nil
+	// with the upstream's catalog retry policy, shared rate limit, pauses
+	// and circuit breaker (reliability.go).
+	Reliability *Reliability
 }
 
 // MaxRedirects is how many redirects one request may follow.
@@ -90,15 +94,31 @@ func New(u *catalog.Upstream, opts Options) (*Client, error) {
 	if len(u.Headers) > 0 {
 		rt = &catalogHeaders{next: rt, headers: u.Headers}
 	}
-	if opts.Layers.Auth != nil {
-		rt = opts.Layers.Auth(rt)
+	auth := opts.Layers.Auth
+	if auth == nil {
+		// The catalog's auth for this upstream (auth.go); every worker
+		// gets it through this one constructor.
+		var err error
+		if auth, err = NewAuth(u, AuthOptions{}); err != nil {
+			return nil, err
+		}
 	}
-	if opts.Layers.Quota != nil {
-		rt = opts.Layers.Quota(rt)
+	if auth != nil {
+		rt = auth(rt)
+	}
+	quota, retry := opts.Layers.Quota, opts.Layers.Retry
+	if rel := opts.Reliability; rel != nil && quota == nil {
+		quota = rel.quotaLayer(u)
+	}
+	if rel := opts.Reliability; rel != nil && retry == nil {
+		retry = rel.retryLayer(u)
+	}
+	if quota != nil {
+		rt = quota(rt)
 	}
 	rt = &attemptCounter{next: rt}
-	if opts.Layers.Retry != nil {
-		rt = opts.Layers.Retry(rt)
+	if retry != nil {
+		rt = retry(rt)
 	}
 	if opts.Layers.Tracing != nil {
 		rt = opts.Layers.Tracing(rt)
@@ -149,12 +169,12 @@ func (c *Client) Do(req *http.Request) (*Response, error) {
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, c.wrap(req, "send", err)
+		return nil, c.wrapAttempts(req, "send", err, &attempts)
 	}
 	defer resp.Body.Close()
 	body, err := readBody(resp)
 	if err != nil {
-		return nil, c.wrap(req, "read", err)
+		return nil, c.wrapAttempts(req, "read", err, &attempts)
 	}
 	return &Response{
 		Status:   resp.StatusCode,
@@ -186,12 +206,20 @@ func (c *Client) wrap(req *http.Request, op string, err error) error {
 	return &Error{Op: op, URL: redactURL(req.URL), Err: err, query: req.URL.RawQuery}
 }
 
+func (c *Client) wrapAttempts(req *http.Request, op string, err error, n *atomic.Int32) error {
+	e := c.wrap(req, op, err).(*Error)
+	e.Attempts = int(n.Load())
+	return e
+}
+
 // Error is a failed upstream request. Its text names the URL without the
 // query string (API keys travel there) and is safe to log.
 type Error struct {
 	Op  string // "send" or "read"
 	URL string // scheme://host/path?[redacted]
 	Err error
+	// Attempts counts the requests sent for the call, as in Response.
+	Attempts int
 	// query is removed from Err's text in case an inner error quoted it.
 	query string
 }
@@ -224,10 +252,16 @@ type attemptsKey struct{}
 type attemptCounter struct{ next http.RoundTripper }
 
 func (a *attemptCounter) RoundTrip(req *http.Request) (*http.Response, error) {
-	if n, ok := req.Context().Value(attemptsKey{}).(*atomic.Int32); ok && req.Response == nil {
-		n.Add(1)
+	attempt := 1
+	if n, ok := req.Context().Value(attemptsKey{}).(*atomic.Int32); ok {
+		if req.Response == nil {
+			attempt = int(n.Add(1))
+		} else {
+			attempt = int(n.Load())
+		}
 	}
-	return a.next.RoundTrip(req)
+	// One client span per attempt when the tracing layer is installed.
+	return traceAttempt(req, attempt, a.next)
 }
 
 // catalogHeaders sets the upstream's catalog headers on every request.

@@ -10,7 +10,8 @@
 // A request passes through these layers, outermost first. The order is
 // fixed here, not by callers, so that every worker behaves the same:
 //
-//  1. Tracing (slot [Layers.Tracing], later): one span per attempt.
+//  1. Tracing (slot [Layers.Tracing], filled by [Tracing]): marks the call
+//     so that layer 3 opens one HTTP client span per attempt (tracing.go).
 //  2. Retry (slot [Layers.Retry], next issue): back-off inside the call's
 //     deadline, honouring Retry-After; it must replay only bodies that
 //     have GetBody and must not retry a mutating request without an

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/toolbus/toolbus/examples/crm"
+	"github.com/toolbus/toolbus/examples/crmgraphql"
 	"github.com/toolbus/toolbus/examples/demo"
 )
 
@@ -23,7 +24,11 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("toolbus demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.register(fs)
+	if err := applyEnv(fs); err != nil {
+		return usageError{err.Error()}
+	}
 	upstreamAddr := fs.String("upstream", demo.UpstreamAddr, "where the demo CRM upstream listens (the demo catalog expects "+demo.UpstreamAddr+")")
+	graphqlAddr := fs.String("graphql-upstream", demo.GraphQLAddr, "where the demo CRM GraphQL upstream listens (the demo catalog expects "+demo.GraphQLAddr+")")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -36,7 +41,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	catalogSet := false
 	fs.Visit(func(f *flag.Flag) { catalogSet = catalogSet || f.Name == "catalog" })
 	if !catalogSet {
-		cfg.catalogPath, cfg.catalogSrc = demo.CatalogFile+" (built in)", demo.Catalog
+		cfg.catalogPath, cfg.catalogSrc, cfg.catalogFS = demo.CatalogFile+" (built in)", demo.Catalog, demo.Files
 	}
 	if cfg.logFormat == "json" && !flagSet(fs, "log-format") {
 		cfg.logFormat = "text" // a person is reading
@@ -63,8 +68,27 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		_ = upSrv.Shutdown(sctx)
 	}()
 
+	glis, err := net.Listen("tcp", *graphqlAddr)
+	if err != nil {
+		return fmt.Errorf("demo GraphQL upstream: %w (is something else using %s? stop it or pass --graphql-upstream)", err, *graphqlAddr)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", crmgraphql.NewHandler())
+	gSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := gSrv.Serve(glis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(stderr, "demo GraphQL upstream:", err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = gSrv.Shutdown(sctx)
+	}()
+
 	return serve(ctx, cfg, stdin, stdout, stderr, func(a addrs) {
 		printBanner(stderr, a, lis.Addr().String(), cfg)
+		fmt.Fprintf(stderr, "  Demo CRM GraphQL upstream:       http://%s/graphql  (try: %s call gql_get_customer '{\"id\": \"c1\"}')\n\n", glis.Addr(), "toolbus")
 	})
 }
 

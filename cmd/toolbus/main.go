@@ -22,8 +22,11 @@ Usage:
   toolbus serve [flags]            run services (all of them over embedded NATS by default)
   toolbus demo [flags]             run everything with the demo upstream and demo catalog
   toolbus catalog validate FILE    check a catalog and print every problem with file:line
+  toolbus catalog show FILE        print the loaded catalog as JSON, secrets shown as their references
+  toolbus webhooks send|replay     sign and post a sample event; re-apply stored events
   toolbus tools [--url URL]        list the tools of a running Toolbus (MCP client)
   toolbus call NAME [JSON]         call a tool on a running Toolbus (MCP client)
+  toolbus dlq list|show|replay     inspect and replay dead letters of a running system (--nats URL)
   toolbus version                  print the version
 
 Run 'toolbus COMMAND -h' for the flags of a command.
@@ -62,10 +65,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDemo(ctx, rest, stdin, stdout, stderr)
 	case "catalog":
 		return runCatalog(ctx, rest, stdout, stderr)
+	case "webhooks":
+		return runWebhooks(ctx, rest, stdout, stderr)
 	case "tools":
 		return runTools(ctx, rest, stdout, stderr)
 	case "call":
 		return runCall(ctx, rest, stdout, stderr)
+	case "dlq":
+		return runDLQ(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "toolbus", version)
 		return nil

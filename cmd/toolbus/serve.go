@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,8 +27,12 @@ import (
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/health"
+	graphqlworker "github.com/toolbus/toolbus/services/graphql-worker"
 	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
 	restworker "github.com/toolbus/toolbus/services/rest-worker"
+	stateupdater "github.com/toolbus/toolbus/services/state-updater"
+	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
+	"github.com/toolbus/toolbus/telemetry"
 )
 
 // Service names accepted by --services.
@@ -42,12 +47,13 @@ const (
 )
 
 // available lists the services this build can run, in start order.
-var available = []string{svcMCPFront, svcRESTWork}
+var available = []string{svcMCPFront, svcRESTWork, svcGraphQL, svcWebhooks, svcStateUpd}
 
 // serveConfig is everything `toolbus serve` is told.
 type serveConfig struct {
 	catalogPath string
 	catalogSrc  []byte // when set, parsed instead of reading catalogPath
+	catalogFS   fs.FS  // files catalogSrc references (GraphQL schemas, operations)
 	services    []string
 	natsURL     string
 	natsListen  string
@@ -60,6 +66,28 @@ type serveConfig struct {
 	logFormat   string
 	grace       time.Duration
 	instance    string
+	replicas    int
+	rel         reliabilityConfig
+}
+
+// envFlags maps flags whose defaults may come from the environment through
+// the flag's own parser, so a malformed value is an error, not ignored.
+var envFlags = map[string]string{
+	"shutdown-grace":  "TOOLBUS_SHUTDOWN_GRACE",
+	"stream-replicas": "TOOLBUS_STREAM_REPLICAS",
+}
+
+// applyEnv sets flags from the environment before the command line is
+// parsed, so explicit flags still win.
+func applyEnv(fs *flag.FlagSet) error {
+	for flagName, env := range envFlags {
+		if v, ok := os.LookupEnv(env); ok && fs.Lookup(flagName) != nil {
+			if err := fs.Set(flagName, v); err != nil {
+				return fmt.Errorf("%s=%q: %v", env, v, err)
+			}
+		}
+	}
+	return nil
 }
 
 func envOr(name, def string) string {
@@ -85,8 +113,10 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.stateless, "stateless", envOr("TOOLBUS_MCP_STATELESS", "") == "true", "serve Streamable HTTP statelessly (no MCP sessions) [TOOLBUS_MCP_STATELESS]")
 	fs.StringVar(&c.logLevel, "log-level", envOr("TOOLBUS_LOG_LEVEL", "info"), "debug, info, warn or error [TOOLBUS_LOG_LEVEL]")
 	fs.StringVar(&c.logFormat, "log-format", envOr("TOOLBUS_LOG_FORMAT", "json"), "json or text [TOOLBUS_LOG_FORMAT]")
-	fs.DurationVar(&c.grace, "shutdown-grace", defaultGrace, "how long in-flight calls may take to finish after SIGTERM")
+	fs.DurationVar(&c.grace, "shutdown-grace", defaultGrace, "how long in-flight calls may take to finish after SIGTERM [TOOLBUS_SHUTDOWN_GRACE]")
+	fs.IntVar(&c.replicas, "stream-replicas", 1, "replicas of every stream and bucket: 1 on one server, 3 on a production cluster [TOOLBUS_STREAM_REPLICAS]")
 	fs.StringVar(&c.instance, "instance", envOr("TOOLBUS_INSTANCE", ""), "instance name (defaults to host name and a random suffix) [TOOLBUS_INSTANCE]")
+	c.rel.register(fs)
 }
 
 func parseServices(s string) ([]string, error) {
@@ -100,8 +130,6 @@ func parseServices(s string) ([]string, error) {
 			out = append(out, available...)
 		case slices.Contains(available, name):
 			out = append(out, name)
-		case name == svcGraphQL || name == svcWebhooks || name == svcStateUpd:
-			return nil, fmt.Errorf("service %s is not part of this build yet", name)
 		default:
 			return nil, fmt.Errorf("unknown service %q (known: all, %s)", name, strings.Join(available, ", "))
 		}
@@ -115,8 +143,14 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	fs := flag.NewFlagSet("toolbus serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.register(fs)
+	if err := applyEnv(fs); err != nil {
+		return usageError{err.Error()}
+	}
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
+	}
+	if cfg.replicas < 1 || cfg.replicas > 5 {
+		return usageError{fmt.Sprintf("--stream-replicas %d: JetStream allows 1 to 5", cfg.replicas)}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("toolbus serve: unexpected argument %q", fs.Arg(0))}
@@ -138,10 +172,11 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
+	// Every record logged with a span's context gets trace_id and span_id.
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts))), nil
 	}
 	return nil, usageError{fmt.Sprintf("bad --log-format %q: use json or text", format)}
 }
@@ -167,11 +202,24 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 	}
 	log = log.With("instance", cfg.instance)
 
-	cat, err := loadCatalog(cfg)
+	// Telemetry first and shut down last (deferred first), so the spans of
+	// the final calls are exported.
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Components: cfg.services, Instance: cfg.instance, Version: version})
+	if err != nil {
+		return err
+	}
+	defer shutdownTelemetry(log, tel)
+	log.Info("telemetry", "tracing", tel.TracingEnabled(), "metrics", "/metrics")
+
+	cat, err := loadCatalog(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	log.Info("catalog loaded", "file", cat.File, "tools", len(cat.Tools), "upstreams", len(cat.Upstreams), "digest", cat.Digest[:12])
+	authn, err := newAuthenticator(cfg, cat, log) // auth.go
+	if err != nil {
+		return err
+	}
 
 	// NATS: embedded unless told where the cluster is.
 	var ns *server.Server
@@ -219,34 +267,71 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		return nil
 	})
 
+	// The workers' shared reliability state starts first: it binds the
+	// KV buckets the topology creates (cmd/toolbus/reliability.go).
+	rel := newReliability(js)
+
 	// Construct services (no side effects) so handlers can be mounted before
 	// NATS is reachable; they answer 503 until started.
 	var front *mcpfront.Service
-	var svcs []lifecycle // started in order, stopped in reverse
-	var workers []lifecycle
+	var ingest *webhookingest.Service
+	var svcs []lifecycle    // started in order
+	var edges []lifecycle   // take requests from outside; stopped first
+	var workers []lifecycle // consume the bus; stopped after the edges
+	svcs = append(svcs, rel.state)
 	for _, name := range cfg.services {
 		switch name {
 		case svcMCPFront:
-			front, err = mcpfront.New(mcpfront.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcMCPFront), Stateless: cfg.stateless, Version: version})
+			front, err = mcpfront.New(mcpfront.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcMCPFront), Stateless: cfg.stateless, Version: version, Auth: authn,
+				TracerProvider: tel.TracerProvider(svcMCPFront), MeterProvider: tel.MeterProvider()})
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			svcs = append(svcs, front)
+			edges = append(edges, front)
+		case svcGraphQL:
+			w, err := graphqlworker.New(graphqlworker.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcGraphQL),
+				HTTP: rel.httpOptions(), AckWait: cfg.rel.ackWait})
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			svcs = append(svcs, w)
 		case svcRESTWork:
-			w, err := restworker.New(restworker.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcRESTWork)})
+			w, err := restworker.New(restworker.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcRESTWork),
+				HTTP: rel.httpOptions(), AckWait: cfg.rel.ackWait, MaxDeliver: cfg.rel.maxDeliver,
+				TracerProvider: tel.TracerProvider(svcRESTWork), MeterProvider: tel.MeterProvider()})
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			svcs = append(svcs, w)
 			workers = append(workers, w)
+		case svcWebhooks:
+			ingest, err = webhookingest.New(webhookingest.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcWebhooks)})
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			svcs = append(svcs, ingest)
+			edges = append(edges, ingest)
+		case svcStateUpd:
+			u, err := stateupdater.New(stateupdater.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcStateUpd)})
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			svcs = append(svcs, u)
+			workers = append(workers, u)
 		}
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", health.LiveHandler())
 	mux.Handle("GET /readyz", hr.ReadyHandler())
+	mux.Handle("GET /metrics", tel.MetricsHandler())
 	if front != nil {
 		mux.Handle("/mcp", gate(&started, front.MCPHandler()))
+		authn.Mount(mux) // RFC 9728 metadata
+	}
+	if ingest != nil {
+		mux.Handle("/webhooks/", gate(&started, ingest.Handler()))
 	}
 	var a addrs
 	var httpSrv *http.Server
@@ -276,7 +361,7 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 			return fmt.Errorf("grpc listen: %w", err)
 		}
 		a.grpc = lis.Addr().String()
-		grpcSrv = grpc.NewServer()
+		grpcSrv = grpc.NewServer(grpcServerOptions(authn)...)
 		hr.RegisterGRPC(grpcSrv)
 		if front != nil {
 			front.RegisterGRPC(grpcSrv)
@@ -298,6 +383,8 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		return shutdownAfterStartFailure(log, httpSrv, grpcSrv, err)
 	}
 	topo := bus.DefaultTopology()
+	topo.Replicas = cfg.replicas
+	topo.ResultTTL = cfg.rel.resultTTL
 	if err := ensureWithRetry(ctx, log, func(ctx context.Context) error { return topo.Ensure(ctx, js) }); err != nil {
 		return shutdownAfterStartFailure(log, httpSrv, grpcSrv, err)
 	}
@@ -337,9 +424,11 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		go gracefulStopGRPC(sctx, grpcSrv)
 	}
 	var errs []error
-	if front != nil {
-		if err := front.Shutdown(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", svcMCPFront, err))
+	// Front doors first: they stop taking work while the workers still run
+	// to answer what is in flight.
+	for _, edge := range edges {
+		if err := edge.Shutdown(sctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for i := len(workers) - 1; i >= 0; i-- {
@@ -369,6 +458,16 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 // addrs are the addresses a running Toolbus listens on.
 type addrs struct{ http, grpc, nats string }
 
+// shutdownTelemetry flushes the last spans, within a bound of its own: the
+// grace period is spent by then.
+func shutdownTelemetry(log *slog.Logger, tel *telemetry.Telemetry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		log.Warn("telemetry shutdown", "error", err)
+	}
+}
+
 func natsDesc(cfg serveConfig, ns *server.Server) string {
 	if ns == nil {
 		return bus.RedactURL(cfg.natsURL)
@@ -379,18 +478,23 @@ func natsDesc(cfg serveConfig, ns *server.Server) string {
 	return "embedded " + ns.ClientURL()
 }
 
-func loadCatalog(cfg serveConfig) (*catalog.Catalog, error) {
+func loadCatalog(ctx context.Context, cfg serveConfig) (*catalog.Catalog, error) {
+	var cat *catalog.Catalog
+	var err error
 	if cfg.catalogSrc != nil {
-		return catalog.Parse(cfg.catalogPath, cfg.catalogSrc)
+		cat, err = catalog.Parse(cfg.catalogPath, cfg.catalogSrc, catalog.WithFS(cfg.catalogFS))
+	} else {
+		cat, err = catalog.Load(cfg.catalogPath)
 	}
-	cat, err := catalog.Load(cfg.catalogPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("catalog %s not found: pass --catalog FILE or set TOOLBUS_CATALOG (try 'toolbus demo' for a working example)", cfg.catalogPath)
 		}
 		return nil, err
 	}
-	return cat, nil
+	// GraphQL schemas to introspect that have no cache yet: fetched (and
+	// cached) once here, before any service reads the catalog.
+	return catalog.ResolveGraphQLSchemas(ctx, cat, nil)
 }
 
 // gate answers 503 until open is true, so a load balancer never routes MCP

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/mcpauth"
 )
 
 // MetaIdempotencyKey is the tools/call _meta key (and the gRPC
@@ -48,6 +48,10 @@ type callRequest struct {
 	// idempotencyKey is empty when the client chose none.
 	idempotencyKey string
 	via            string
+	// sessionID is the MCP session, if any (a span attribute).
+	sessionID string
+	// caller is the authenticated caller; nil without authentication.
+	caller *mcpauth.Identity
 }
 
 // call is the one path every tools/call takes, MCP or gRPC: validate,
@@ -65,8 +69,13 @@ func (s *Service) call(ctx context.Context, req callRequest) (*toolbusv1.ToolRes
 		Kind:          t.kind,
 		CatalogDigest: s.cat.Digest,
 	}
+	ctx, span := s.startCallSpan(ctx, req, tc.Id, req.sessionID)
+	defer span.End()
 	res, cause, err := s.perform(ctx, start, req, tc)
-	s.logCall(ctx, req, tc.Id, start, res, cause, err)
+	outcome := outcomeOf(res, err)
+	endCallSpan(span, tc, outcome, res)
+	s.metrics.Record(ctx, t.name, t.upstream, outcome, req.via, time.Since(start))
+	s.logCall(ctx, req, tc.Id, outcome, start, res, cause)
 	return res, err
 }
 
@@ -103,6 +112,10 @@ func (s *Service) perform(ctx context.Context, start time.Time, req callRequest,
 		tc.Arguments = []byte("{}")
 	}
 	tc.IdempotencyKey = req.idempotencyKey
+	if req.caller != nil {
+		// The token travels only to upstreams that forward or exchange it.
+		tc.Caller = req.caller.Proto(t.cat.Upstream.Auth.NeedsCallerToken())
+	}
 	tc.Deadline = timestamppb.New(deadline)
 	tc.AcceptedAt = timestamppb.New(start)
 
@@ -210,7 +223,10 @@ func outcomeOf(res *toolbusv1.ToolResult, err error) string {
 	return "ok"
 }
 
-func (s *Service) logCall(ctx context.Context, req callRequest, id string, start time.Time, res *toolbusv1.ToolResult, cause, err error) {
+// logCall writes the one info line of a call. The logger's handler adds
+// trace_id and span_id (telemetry.LogHandler) from ctx, which carries the
+// call's span.
+func (s *Service) logCall(ctx context.Context, req callRequest, id, outcome string, start time.Time, res *toolbusv1.ToolResult, cause error) {
 	if !s.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
@@ -219,18 +235,18 @@ func (s *Service) logCall(ctx context.Context, req callRequest, id string, start
 		slog.String("tool", req.tool.name),
 		slog.String("upstream", req.tool.upstream),
 		slog.String("call_id", id),
-		slog.String("outcome", outcomeOf(res, err)),
+		slog.String("outcome", outcome),
 		slog.Duration("duration", time.Since(start)),
 		slog.String("via", req.via),
 	)
+	if req.caller != nil {
+		attrs = append(attrs, slog.Any("caller", req.caller))
+	}
 	if cause != nil {
 		attrs = append(attrs, slog.String("error", cause.Error()))
 	}
 	if res != nil && res.Worker != "" {
 		attrs = append(attrs, slog.String("worker", res.Worker))
-	}
-	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
 	s.log.LogAttrs(ctx, slog.LevelInfo, "tool call", attrs...)
 }

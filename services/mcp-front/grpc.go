@@ -12,6 +12,7 @@ import (
 
 	"github.com/toolbus/toolbus/catalog"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/mcpauth"
 )
 
 // RegisterGRPC registers toolbus.v1.ToolService on g. Its calls take the
@@ -48,7 +49,8 @@ func (ts toolService) CallTool(ctx context.Context, req *toolbusv1.CallToolReque
 			return nil, status.Errorf(codes.InvalidArgument, "arguments: %v", err)
 		}
 	}
-	res, err := ts.s.call(ctx, callRequest{tool: ft, args: args, idempotencyKey: req.GetIdempotencyKey(), via: "grpc"})
+	caller, _ := mcpauth.FromContext(ctx)
+	res, err := ts.s.call(grpcTraceContext(ctx), callRequest{tool: ft, args: args, idempotencyKey: req.GetIdempotencyKey(), via: "grpc", caller: caller})
 	if err != nil {
 		return nil, grpcStatus(err)
 	}

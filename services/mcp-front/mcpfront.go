@@ -21,9 +21,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/mcpauth"
+	"github.com/toolbus/toolbus/projection"
+	"github.com/toolbus/toolbus/telemetry"
 )
 
 // Options configures a Service.
@@ -40,6 +46,14 @@ type Options struct {
 	Stateless bool
 	// Version is reported as the MCP server implementation version.
 	Version string
+	// Auth authenticates MCP and gRPC callers (the catalog's auth
+	// section); nil serves without authentication. serve mounts its
+	// metadata and gRPC interceptor.
+	Auth *mcpauth.Authenticator
+	// TracerProvider and MeterProvider record the call spans and metrics
+	// (package telemetry); no-op when nil.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // sessionIdleTimeout closes stateful MCP sessions that clients abandoned
@@ -61,6 +75,12 @@ type Service struct {
 
 	caller *bus.Caller
 
+	tp      trace.TracerProvider
+	tracer  trace.Tracer
+	metrics *telemetry.CallMetrics
+	// state serves projections; nil when the catalog has none.
+	state *stateSurface
+
 	// mu orders admissions against Shutdown: once closing is set, no call
 	// joins inflight, so waiting on inflight cannot miss one.
 	mu       sync.RWMutex
@@ -81,6 +101,8 @@ func New(opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	// Every line logged with a call's context carries its trace_id.
+	log = slog.New(telemetry.LogHandler(log.Handler()))
 	version := opts.Version
 	if version == "" {
 		version = "dev"
@@ -93,11 +115,31 @@ func New(opts Options) (*Service, error) {
 		log:   log,
 		tools: make(map[string]*frontTool, len(opts.Catalog.Tools)),
 	}
-	s.server = mcp.NewServer(&mcp.Implementation{Name: "toolbus", Title: "Toolbus", Version: version}, &mcp.ServerOptions{
+	s.tp = opts.TracerProvider
+	if s.tp == nil {
+		s.tp = tracenoop.NewTracerProvider()
+	}
+	s.tracer = s.tp.Tracer(tracerName)
+	if opts.MeterProvider != nil {
+		m, err := telemetry.NewCallMetrics(opts.MeterProvider)
+		if err != nil {
+			return nil, fmt.Errorf("mcpfront: metrics: %w", err)
+		}
+		s.metrics = m
+	}
+	sopts := &mcp.ServerOptions{
 		Logger: log,
 		// Declare the capability even for an empty catalog, so clients ask.
 		HasTools: true,
-	})
+	}
+	s.state = withState(opts.Catalog, opts.JS, sopts)
+	s.server = mcp.NewServer(&mcp.Implementation{Name: "toolbus", Title: "Toolbus", Version: version}, sopts)
+	if opts.Auth != nil {
+		s.server.AddReceivingMiddleware(opts.Auth.MCPMiddleware())
+	}
+	if s.state != nil {
+		projection.Register(s.server, s.state.reader, opts.Catalog)
+	}
 	for _, ct := range opts.Catalog.Tools {
 		ft, err := newFrontTool(ct)
 		if err != nil {
@@ -130,6 +172,9 @@ func New(opts Options) (*Service, error) {
 		s.mu.RUnlock()
 		streamable.ServeHTTP(w, r)
 	})
+	if opts.Auth != nil {
+		s.handler = opts.Auth.Middleware(s.handler)
+	}
 	return s, nil
 }
 
@@ -140,13 +185,16 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := bus.NewCaller(s.nc, s.js, bus.CallerOptions{Instance: s.inst, Logger: s.log})
+	c, err := bus.NewCaller(s.nc, s.js, bus.CallerOptions{Instance: s.inst, Logger: s.log, TracerProvider: s.tp})
 	if err != nil {
 		return fmt.Errorf("mcpfront: start: %w", err)
 	}
 	s.mu.Lock()
 	s.caller = c
 	s.mu.Unlock()
+	if s.state != nil {
+		s.state.start(s.server, s.cat, s.log)
+	}
 	return nil
 }
 
@@ -196,6 +244,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		closeErr = caller.Close()
 	}
 	<-done
+	s.state.stop()
 	for ss := range s.server.Sessions() {
 		_ = ss.Close()
 	}

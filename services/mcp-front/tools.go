@@ -13,6 +13,7 @@ import (
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/mcpauth"
 )
 
 // frontTool is a catalog tool prepared once for serving: everything the hot
@@ -107,7 +108,16 @@ func (s *Service) mcpToolHandler(ft *frontTool) mcp.ToolHandler {
 		if err != nil {
 			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: err.Error()}
 		}
-		res, err := s.call(ctx, callRequest{tool: ft, args: req.Params.Arguments, idempotencyKey: key, via: "mcp"})
+		var caller *mcpauth.Identity
+		if req.Extra != nil {
+			caller, _ = mcpauth.FromTokenInfo(req.Extra.TokenInfo)
+		}
+		var session string
+		if req.Session != nil {
+			session = req.Session.ID()
+		}
+		ctx = mcpTraceContext(ctx, req)
+		res, err := s.call(ctx, callRequest{tool: ft, args: req.Params.Arguments, idempotencyKey: key, via: "mcp", caller: caller, sessionID: session})
 		if err != nil {
 			var argErr *catalog.ArgumentError
 			switch {
@@ -141,6 +151,8 @@ const metaError = "toolbus/error"
 //   - JSON body: structuredContent is the object, or {"result": value} for an
 //     array or scalar (structured content must be an object), and one text
 //     item holds the JSON text for clients without structured support;
+//     a text set next to the JSON (a note such as GraphQL errors beside
+//     partial data) is a second text item;
 //   - text body: one text item.
 func mcpResult(r *toolbusv1.ToolResult) *mcp.CallToolResult {
 	if e := r.GetError(); e != nil {
@@ -151,13 +163,16 @@ func mcpResult(r *toolbusv1.ToolResult) *mcp.CallToolResult {
 		}
 	}
 	if len(r.Json) > 0 {
-		if sc, ok := structured(r.Json); ok {
-			return &mcp.CallToolResult{
-				Content:           []mcp.Content{&mcp.TextContent{Text: string(r.Json)}},
-				StructuredContent: sc,
-			}
+		content := []mcp.Content{&mcp.TextContent{Text: string(r.Json)}}
+		if r.Text != "" {
+			// A note on the data (GraphQL errors next to partial data, a
+			// cursor for more pages) follows it, so the model sees both.
+			content = append(content, &mcp.TextContent{Text: r.Text})
 		}
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(r.Json)}}}
+		if sc, ok := structured(r.Json); ok {
+			return &mcp.CallToolResult{Content: content, StructuredContent: sc}
+		}
+		return &mcp.CallToolResult{Content: content}
 	}
 	text := r.Text
 	if text == "" {

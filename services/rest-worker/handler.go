@@ -67,6 +67,9 @@ func newHandler(cat *catalog.Catalog, upstreams []*catalog.Upstream, opts upstre
 		for _, hd := range u.Headers {
 			h.secrets = appendSecret(h.secrets, hd.Value)
 		}
+		for _, sec := range u.Auth.Secrets() {
+			h.secrets = appendSecret(h.secrets, sec)
+		}
 	}
 	return h, nil
 }
@@ -88,6 +91,12 @@ func appendSecret(list []string, s catalog.Secret) []string {
 		}
 	}
 	return list
+}
+
+// mutating reports calls whose results are kept by idempotency key.
+func (h *handler) mutating(call *toolbusv1.ToolCall) bool {
+	r, ok := h.routes[call.Tool]
+	return ok && r.tool.Mutating()
 }
 
 func (h *handler) closeIdle() {
@@ -117,9 +126,15 @@ func (h *handler) handle(ctx context.Context, call *toolbusv1.ToolCall, _ bus.De
 	if err != nil {
 		return h.failedErr(r, err, 0, 0), nil
 	}
-	req, err := r.build(ctx, args, call.IdempotencyKey)
+	// The caller travels to the auth layer, which forwards or exchanges
+	// its token when the upstream's auth says so.
+	ctx = upstream.WithRoute(ctx, call.Upstream, r.tool.Path)
+	req, err := r.build(upstream.WithCaller(ctx, call.GetCaller()), args, call.IdempotencyKey)
 	if err != nil {
 		return h.failedErr(r, err, 0, 0), nil
+	}
+	if r.tool.Retry != nil {
+		req = req.WithContext(upstream.WithRetryPolicy(req.Context(), *r.tool.Retry))
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
@@ -130,7 +145,7 @@ func (h *handler) handle(ctx context.Context, call *toolbusv1.ToolCall, _ bus.De
 			return nil, fmt.Errorf("call %s to %s interrupted: %w", call.Id, call.Tool, ctx.Err())
 		}
 		te := upstream.Classify(r.tool.Name, r.tool.Upstream.Name, budget, err)
-		return h.failed(te, 1, time.Since(start)), nil
+		return h.failed(te, int32(upstream.Attempts(err)), time.Since(start)), nil
 	}
 	res := mapResponse(r, resp)
 	if res.Error != nil {

@@ -156,6 +156,7 @@ func (r *route) invalid(field, problem string) error {
 // template, each placeholder replaced by exactly one escaped segment.
 // Arguments that do not fit give a toolerr error (INVALID_ARGUMENT).
 func (r *route) build(ctx context.Context, args map[string]any, idempotencyKey string) (*http.Request, error) {
+	args = r.withFixed(args) // hidden arguments (form.go)
 	u := &url.URL{Scheme: r.scheme, Host: r.host}
 	if err := r.buildPath(u, args); err != nil {
 		return nil, err
@@ -169,6 +170,12 @@ func (r *route) build(ctx context.Context, args map[string]any, idempotencyKey s
 	h := make(http.Header, 4+len(r.header))
 	h.Set("User-Agent", r.userAgent)
 	h.Set("Accept", acceptHeader)
+	if c, err := r.cookieHeader(args); err != nil || c != "" { // form.go
+		if err != nil {
+			return nil, err
+		}
+		h.Set("Cookie", c)
+	}
 	for _, p := range r.header {
 		v, ok := args[p.Name]
 		if !ok || v == nil {
@@ -201,7 +208,7 @@ func (r *route) build(ctx context.Context, args map[string]any, idempotencyKey s
 		return nil, err
 	}
 	if body != nil {
-		h.Set("Content-Type", "application/json")
+		h.Set("Content-Type", r.contentType())
 		req.ContentLength = int64(len(body))
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		// GetBody lets redirects (307/308) and, later, retries replay it.
@@ -287,6 +294,12 @@ func (r *route) buildQuery(args map[string]any) (string, error) {
 	for _, p := range r.query {
 		v, ok := args[p.Name]
 		if !ok || v == nil {
+			continue
+		}
+		if p.Deep { // deepObject: name[key]=v (form.go)
+			if err := r.appendDeepQuery(&b, p, v); err != nil {
+				return "", err
+			}
 			continue
 		}
 		if list, ok := v.([]any); ok {
@@ -462,6 +475,9 @@ func isJSONNumber(s string) bool {
 func (r *route) buildBody(args map[string]any) ([]byte, error) {
 	if len(r.body) == 0 {
 		return nil, nil
+	}
+	if r.tool.BodyEncoding == catalog.BodyForm {
+		return r.buildFormBody(args)
 	}
 	var buf bytes.Buffer
 	buf.WriteByte('{')

@@ -20,9 +20,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/telemetry"
 	"github.com/toolbus/toolbus/upstream"
 )
 
@@ -52,6 +55,14 @@ type Options struct {
 	// HTTP configures every upstream client (its layers: retry, quota and
 	// auth plug in here).
 	HTTP upstream.Options
+	// TracerProvider records the consumer span of each delivery and one
+	// client span per upstream attempt; MeterProvider the worker and
+	// consumer-backlog metrics (package telemetry). No-op when nil.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	// BacklogEvery is how often consumer backlogs are read for metrics
+	// (default 10s).
+	BacklogEvery time.Duration
 }
 
 // Service is a running REST worker.
@@ -63,6 +74,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	worker  *bus.Worker
+	backlog *bus.BacklogWatcher
 	stopped bool
 }
 
@@ -90,6 +102,16 @@ func New(opts Options) (*Service, error) {
 	ups, err := selectUpstreams(opts.Catalog, opts.Upstreams)
 	if err != nil {
 		return nil, err
+	}
+	if opts.HTTP.Layers.Tracing == nil && (opts.TracerProvider != nil || opts.MeterProvider != nil) {
+		var rm *telemetry.ReliabilityMetrics
+		if opts.MeterProvider != nil {
+			if rm, err = telemetry.NewReliabilityMetrics(opts.MeterProvider); err != nil {
+				return nil, fmt.Errorf("rest-worker: metrics: %w", err)
+			}
+		}
+		// Upstream names come per request from upstream.WithRoute.
+		opts.HTTP.Layers.Tracing = upstream.Tracing(opts.TracerProvider, "", rm)
 	}
 	h, err := newHandler(opts.Catalog, ups, opts.HTTP)
 	if err != nil {
@@ -146,7 +168,15 @@ func (s *Service) Start(ctx context.Context) error {
 	case s.worker != nil:
 		return errors.New("rest-worker: already started")
 	}
-	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log})
+	// Mutating calls answer from their stored result when their
+	// idempotency key was seen (a crash redelivery, a client retry).
+	results, err := bus.OpenResultStore(ctx, s.opts.JS)
+	if err != nil {
+		return fmt.Errorf("rest-worker: %w", err)
+	}
+	handle := results.Remember(s.h.handle, s.h.mutating)
+	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
+		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
 		cc := bus.CallConsumer{
 			Kind:        string(catalog.KindREST),
@@ -155,7 +185,7 @@ func (s *Service) Start(ctx context.Context) error {
 			AckWait:     s.opts.AckWait,
 			MaxDeliver:  s.opts.MaxDeliver,
 		}
-		if err := w.ServeCalls(ctx, cc, s.h.handle); err != nil {
+		if err := w.ServeCalls(ctx, cc, handle); err != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = w.Shutdown(sctx)
@@ -163,6 +193,18 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.worker = w
+	if s.opts.MeterProvider != nil {
+		names := make([]string, 0, len(s.upstreams))
+		for _, u := range s.upstreams {
+			names = append(names, bus.CallConsumerName(string(catalog.KindREST), u.Name))
+		}
+		bw, err := bus.WatchBacklog(ctx, s.opts.JS, s.opts.MeterProvider, bus.BacklogOptions{
+			Stream: bus.StreamCalls, Consumers: names, Every: s.opts.BacklogEvery, Logger: s.log})
+		if err != nil {
+			s.log.Warn("consumer backlog metrics unavailable", "error", err)
+		}
+		s.backlog = bw
+	}
 	s.log.Info("serving REST upstreams", "upstreams", len(s.upstreams), "tools", len(s.h.routes))
 	return nil
 }
@@ -174,7 +216,12 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
 	w := s.worker
+	bw := s.backlog
+	s.backlog = nil
 	s.mu.Unlock()
+	if bw != nil {
+		bw.Stop()
+	}
 	var err error
 	if w != nil {
 		err = w.Shutdown(ctx)

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/toolbus/toolbus/bench/report"
+)
+
+// budget checks this run's figures against the targets of design.md §6
+// that it measured. It informs; nothing fails on it.
+func budget(r *report.Report) []report.BudgetLine {
+	var out []report.BudgetLine
+	add := func(target, measured string, ok bool) {
+		v := "missed"
+		if ok {
+			v = "met"
+		}
+		out = append(out, report.BudgetLine{Target: target, Measured: measured, Verdict: v})
+	}
+	cs := r.Settings.Concurrency
+	maxC := slices.Max(cs)
+	if tb, pl := r.Find("toolbus", 1), r.Find("plain", 1); tb != nil && pl != nil && tb.Calls > 0 && pl.Calls > 0 {
+		d := tb.P50us - pl.P50us
+		add("All-in-one adds ≤ 150 µs p50 over plain go-sdk MCP (1 client)",
+			fmt.Sprintf("%+.0f µs (%.0f vs %.0f)", d, tb.P50us, pl.P50us), d <= 150)
+	}
+	if tb, pl := r.Find("toolbus", maxC), r.Find("plain", maxC); maxC >= 64 && tb != nil && pl != nil && pl.Throughput > 0 {
+		q := tb.Throughput / pl.Throughput
+		add(fmt.Sprintf("All-in-one keeps ≥ 80%% of plain MCP throughput at %d clients", maxC),
+			fmt.Sprintf("%.0f%% (%.0f vs %.0f calls/s)", q*100, tb.Throughput, pl.Throughput), q >= 0.8)
+	}
+	if tb, pe := r.Find("toolbus", maxC), r.Find("peer", maxC); tb != nil && pe != nil && pe.Throughput > 0 {
+		q := tb.Throughput / pe.Throughput
+		add(fmt.Sprintf("All-in-one ≥ 1.25× the peer's throughput at %d clients", maxC),
+			fmt.Sprintf("%.2f× (%.0f vs %.0f calls/s)", q, tb.Throughput, pe.Throughput), q >= 1.25)
+		add(fmt.Sprintf("All-in-one p99 lower than the peer's at %d clients", maxC),
+			fmt.Sprintf("%.0f vs %.0f µs", tb.P99us, pe.P99us), tb.P99us < pe.P99us)
+	}
+	if tb := r.Find("toolbus", maxC); tb != nil && maxC >= 64 {
+		add(fmt.Sprintf("All-in-one peak RSS < 100 MB at %d clients", maxC), fmt.Sprintf("%.1f MB", tb.ServerPeakMB), tb.ServerPeakMB < 100)
+	}
+	var wrong int64
+	var any bool
+	for _, run := range r.Runs {
+		if run.Scenario == "toolbus" || run.Scenario == "toolbus-split" {
+			wrong += run.Wrong
+			any = true
+		}
+	}
+	if any {
+		add("Zero wrong results through Toolbus", fmt.Sprintf("%d wrong", wrong), wrong == 0)
+	}
+	for _, c := range cs {
+		tb, pl := r.Find("toolbus", c), r.Find("plain", c)
+		if tb == nil || pl == nil || tb.Calls == 0 || pl.Calls == 0 {
+			continue
+		}
+		add(fmt.Sprintf("All-in-one server CPU per call ≤ plain MCP's (%d clients)", c),
+			fmt.Sprintf("%.3f vs %.3f ms", tb.ServerCPU, pl.ServerCPU), tb.ServerCPU <= pl.ServerCPU)
+	}
+	if c := r.Catalog; c != nil && c.Tools >= 1000 {
+		add(fmt.Sprintf("tools/list on %d tools < 5 ms", c.Tools), fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", c.ListP50us/1e3, c.ListP99us/1e3), c.ListP99us < 5000)
+	}
+	return out
+}

@@ -1,0 +1,231 @@
+// Package report holds the benchmark's results and writes them as a
+// Markdown table, JSON and SVG charts. It measures nothing.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/toolbus/toolbus/bench/proc"
+)
+
+// Report is everything one benchmark run measured.
+type Report struct {
+	Command  string       `json:"command"`
+	Started  string       `json:"started"`
+	Machine  Machine      `json:"machine"`
+	Settings Settings     `json:"settings"`
+	Runs     []Run        `json:"runs"`
+	Catalog  *Catalog     `json:"catalog,omitempty"`
+	Skipped  []Skipped    `json:"skipped,omitempty"`
+	Titles   []Scenario   `json:"scenarios"`
+	Budget   []BudgetLine `json:"budget,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model"`
+	GoVersion string `json:"go_version"`
+	Kernel    string `json:"kernel"`
+}
+
+// Settings are the run's options.
+type Settings struct {
+	DurationSec  float64 `json:"duration_seconds"`
+	WarmupSec    float64 `json:"warmup_seconds"`
+	Concurrency  []int   `json:"concurrency"`
+	PayloadBytes int     `json:"payload_bytes"`
+	Client       string  `json:"mcp_client"`
+}
+
+// Scenario names a scenario for tables and charts.
+type Scenario struct {
+	Name  string `json:"name"`
+	Title string `json:"title"`
+	Note  string `json:"note,omitempty"`
+}
+
+// Skipped is a scenario that could not run, and why.
+type Skipped struct {
+	Scenario string `json:"scenario"`
+	Reason   string `json:"reason"`
+}
+
+// Run is one scenario at one concurrency.
+type Run struct {
+	Scenario    string  `json:"scenario"`
+	Concurrency int     `json:"concurrency"`
+	Calls       int64   `json:"calls"`
+	ElapsedSec  float64 `json:"elapsed_seconds"`
+	Throughput  float64 `json:"calls_per_second"`
+	P50us       float64 `json:"p50_us"`
+	P90us       float64 `json:"p90_us"`
+	P99us       float64 `json:"p99_us"`
+	MaxUs       float64 `json:"max_us"`
+	// CPU seconds per 1,000 calls: the system under test (all its
+	// processes, upstream excluded unless it is the upstream), the
+	// upstream, and the load generator.
+	ServerCPU    float64      `json:"server_cpu_s_per_1k"`
+	UpstreamCPU  float64      `json:"upstream_cpu_s_per_1k"`
+	ClientCPU    float64      `json:"client_cpu_s_per_1k"`
+	ServerPeakMB float64      `json:"server_peak_rss_mb"`
+	Errors       int64        `json:"errors"`
+	Wrong        int64        `json:"wrong_answers"`
+	Samples      []string     `json:"error_samples,omitempty"`
+	Processes    []proc.Usage `json:"processes"`
+	// ServerIsUpstream is set for the direct scenario.
+	ServerIsUpstream bool `json:"server_is_upstream,omitempty"`
+}
+
+// Catalog is the catalog-scale scenario.
+type Catalog struct {
+	Tools             int     `json:"tools"`
+	CatalogBytes      int     `json:"catalog_bytes"`
+	ParseMs           float64 `json:"parse_ms"`
+	ParseAllocMB      float64 `json:"parse_alloc_mb"`
+	StartupMs         float64 `json:"startup_to_ready_ms"`
+	ServerPeakMB      float64 `json:"server_peak_rss_mb"`
+	ListCalls         int     `json:"tools_list_calls"`
+	ListP50us         float64 `json:"tools_list_p50_us"`
+	ListP99us         float64 `json:"tools_list_p99_us"`
+	ListErrors        int     `json:"tools_list_errors"`
+	ListedTools       int     `json:"listed_tools"`
+	OpenAPIImport     string  `json:"openapi_import,omitempty"`
+	ListResponseBytes int     `json:"tools_list_response_bytes,omitempty"`
+}
+
+// BudgetLine is one target of the design's performance budget, checked
+// against this run's figures.
+type BudgetLine struct {
+	Target   string `json:"target"`
+	Measured string `json:"measured"`
+	Verdict  string `json:"verdict"` // met, missed, or n/a
+}
+
+// WriteJSON writes r to path.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func (r *Report) title(name string) string {
+	for _, s := range r.Titles {
+		if s.Name == name {
+			return s.Title
+		}
+	}
+	return name
+}
+
+// Find returns the run of scenario at concurrency c.
+func (r *Report) Find(scenario string, c int) *Run {
+	for i := range r.Runs {
+		if r.Runs[i].Scenario == scenario && r.Runs[i].Concurrency == c {
+			return &r.Runs[i]
+		}
+	}
+	return nil
+}
+
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
+
+func cpu(v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	return fmt.Sprintf("%.3f", v)
+}
+
+// WriteMarkdown writes the results table, the catalog figures, the budget
+// check and the skipped scenarios.
+func (r *Report) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "Command: `%s`  \n", r.Command)
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s, Linux %s; %s per run after %s warm-up; payload %s; MCP client: %s.\n\n",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.Kernel,
+		secs(r.Settings.DurationSec), secs(r.Settings.WarmupSec), payload(r.Settings.PayloadBytes), clientName(r.Settings.Client))
+	fmt.Fprintln(w, "| Scenario | Clients | Calls/s | p50 µs | p90 µs | p99 µs | Server CPU s/1k calls | Upstream CPU s/1k | Generator CPU s/1k | Server peak RSS MB | Errors | Wrong answers | Calls/s vs plain MCP | p50 over plain MCP µs |")
+	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+	for _, run := range r.Runs {
+		ratio, delta := "—", "—"
+		if base := r.Find("plain", run.Concurrency); base != nil && base.Throughput > 0 && run.Scenario != "plain" && run.Scenario != "direct" {
+			ratio = fmt.Sprintf("%.2f×", run.Throughput/base.Throughput)
+			delta = fmt.Sprintf("%+.0f", run.P50us-base.P50us)
+		}
+		up := cpu(run.UpstreamCPU)
+		if run.ServerIsUpstream {
+			up = "(is the server)"
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %.1f | %d | %d | %s | %s |\n",
+			r.title(run.Scenario), run.Concurrency, f0(run.Throughput), f0(run.P50us), f0(run.P90us), f0(run.P99us),
+			cpu(run.ServerCPU), up, cpu(run.ClientCPU), run.ServerPeakMB, run.Errors, run.Wrong, ratio, delta)
+	}
+	if c := r.Catalog; c != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Catalog scale (%d tools, %d KB of YAML): parse and validate %.1f ms (%.1f MB allocated); `toolbus serve` start to ready %.0f ms, peak RSS %.1f MB; `tools/list` (%d tools, %d KB) over %d calls: p50 %.0f µs, p99 %.0f µs, %d errors.",
+			c.Tools, c.CatalogBytes>>10, c.ParseMs, c.ParseAllocMB, c.StartupMs, c.ServerPeakMB, c.ListedTools, c.ListResponseBytes>>10, c.ListCalls, c.ListP50us, c.ListP99us, c.ListErrors)
+		if c.OpenAPIImport != "" {
+			fmt.Fprintf(w, " Large OpenAPI import: %s.", c.OpenAPIImport)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Budget) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| Budget target (design §6) | Measured | Verdict |")
+		fmt.Fprintln(w, "|---|---|---|")
+		for _, b := range r.Budget {
+			fmt.Fprintf(w, "| %s | %s | %s |\n", b.Target, b.Measured, b.Verdict)
+		}
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range r.Skipped {
+			fmt.Fprintf(w, "- Skipped **%s**: %s\n", s.Scenario, s.Reason)
+		}
+	}
+	var notes []string
+	for _, s := range r.Titles {
+		if s.Note != "" {
+			notes = append(notes, fmt.Sprintf("%s: %s", s.Title, s.Note))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Notes: "+strings.Join(notes, "; ")+".")
+	}
+}
+
+func clientName(c string) string {
+	if c == "sdk" {
+		return "official go-sdk client, one session per worker"
+	}
+	return "hand-written Streamable HTTP client (bench/target/raw.go), one session per worker"
+}
+
+func secs(s float64) string { return fmt.Sprintf("%gs", s) }
+
+func payload(n int) string {
+	if n == 0 {
+		return "short ids (~20 B)"
+	}
+	return fmt.Sprintf("ids padded to %d B", n)
+}
+
+// Scenarios returns the names of the scenarios that have runs, in order.
+func (r *Report) Scenarios() []string {
+	var out []string
+	for _, run := range r.Runs {
+		if !slices.Contains(out, run.Scenario) {
+			out = append(out, run.Scenario)
+		}
+	}
+	return out
+}

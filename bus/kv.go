@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// KV buckets of the reliability state, declared with the streams and
+// created or updated by Topology.Ensure. Their names are an operational
+// contract (dashboards and runbooks read them with `nats kv`).
+const (
+	// BucketRateLimits holds one token bucket per rate-limited upstream
+	// (key: upstream name), leased in batches with compare-and-set.
+	BucketRateLimits = "toolbus_ratelimit"
+	// BucketUpstreamState holds what every replica watches: "pause.<upstream>"
+	// (paused until, Unix nanoseconds, written on 429/Retry-After) and
+	// "circuit.<upstream>" (circuit-breaker state).
+	BucketUpstreamState = "toolbus_upstream_state"
+	// BucketResults keeps the results of mutating calls under
+	// "<upstream>.<sha256 of the idempotency key>" for Topology.ResultTTL.
+	BucketResults = "toolbus_results"
+)
+
+// DefaultResultTTL is how long the result of a mutating call is kept.
+const DefaultResultTTL = 24 * time.Hour
+
+// KeyValues lists the KV buckets of the topology.
+func (t Topology) KeyValues() []jetstream.KeyValueConfig {
+	ttl := t.ResultTTL
+	if ttl <= 0 {
+		ttl = DefaultResultTTL
+	}
+	return []jetstream.KeyValueConfig{
+		{
+			Bucket:      BucketRateLimits,
+			Description: "Toolbus shared rate-limit token buckets, one key per upstream",
+			History:     1,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			// An idle upstream's bucket is full again after a window; a
+			// day bounds what forgotten upstreams leave behind.
+			TTL: 24 * time.Hour,
+		},
+		{
+			Bucket:      BucketUpstreamState,
+			Description: "Toolbus upstream pauses (pause.<upstream>) and circuit breakers (circuit.<upstream>)",
+			History:     1,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+		},
+		{
+			Bucket:      BucketResults,
+			Description: "Toolbus results of mutating calls by idempotency key",
+			History:     1,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			TTL:         ttl,
+		},
+	}
+}
+
+// ensureKeyValues creates or updates every KV bucket.
+func (t Topology) ensureKeyValues(ctx context.Context, js jetstream.JetStream) error {
+	for _, cfg := range t.KeyValues() {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure kv bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return nil
+}

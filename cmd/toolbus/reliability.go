@@ -1,0 +1,43 @@
+package main
+
+import (
+	"flag"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/upstream"
+)
+
+// reliabilityConfig is what `toolbus serve` is told about reliable
+// execution (docs/reliability.md).
+type reliabilityConfig struct {
+	ackWait    time.Duration
+	maxDeliver int
+	resultTTL  time.Duration
+}
+
+func (c *reliabilityConfig) register(fs *flag.FlagSet) {
+	fs.DurationVar(&c.ackWait, "ack-wait", 0, "how long a call held by a worker that stopped heart-beating (a crash) waits before another replica takes it; 0 for the worker's default (15s)")
+	fs.IntVar(&c.maxDeliver, "max-deliver", 0, "deliveries of one call before it is dead-lettered; 0 for the worker's default (5)")
+	fs.DurationVar(&c.resultTTL, "result-ttl", bus.DefaultResultTTL, "how long results of mutating calls are kept by idempotency key (bucket "+bus.BucketResults+")")
+}
+
+// reliability is the process's shared reliability state: started before
+// the workers (it binds the KV buckets the topology created), it fills
+// every upstream client's retry and quota layers.
+type reliability struct {
+	state *upstream.SharedState
+	rel   *upstream.Reliability
+}
+
+func newReliability(js jetstream.JetStream) *reliability {
+	st := upstream.NewSharedState(js)
+	return &reliability{state: st, rel: upstream.NewReliability(upstream.ReliabilityOptions{State: st})}
+}
+
+// httpOptions are the upstream client options of every worker.
+func (r *reliability) httpOptions() upstream.Options {
+	return upstream.Options{Reliability: r.rel}
+}

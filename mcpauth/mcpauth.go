@@ -1,0 +1,214 @@
+package mcpauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+
+	"github.com/toolbus/toolbus/catalog"
+)
+
+// Options tune an Authenticator. The zero value is ready for production.
+type Options struct {
+	Logger *slog.Logger
+	// HTTPClient fetches issuer metadata, signing keys and introspection
+	// answers; default: a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// JWKSRefreshInterval is the minimum time between two key fetches
+	// caused by tokens naming an unknown key id (default 30 s), so forged
+	// key ids cannot make Toolbus hammer the issuer.
+	JWKSRefreshInterval time.Duration
+	// JWKSMaxAge is how long fetched keys are used before they are fetched
+	// again (default 1 h).
+	JWKSMaxAge time.Duration
+	// Now replaces time.Now (tests).
+	Now func() time.Time
+}
+
+// Defaults.
+const (
+	DefaultJWKSRefreshInterval = 30 * time.Second
+	DefaultJWKSMaxAge          = time.Hour
+	// maxTokenLen refuses absurd tokens before any parsing.
+	maxTokenLen = 16 << 10
+	httpTimeout = 10 * time.Second
+)
+
+// ErrInvalidToken matches every refused credential; it wraps the go-sdk's
+// auth.ErrInvalidToken so the SDK answers 401.
+var ErrInvalidToken = fmt.Errorf("%w", auth.ErrInvalidToken)
+
+// Authenticator enforces the catalog's auth section.
+type Authenticator struct {
+	cfg     *catalog.ServerAuth
+	log     *slog.Logger
+	now     func() time.Time
+	jwks    *keySet
+	intro   *introspector
+	apiKeys []catalog.APIKey
+
+	// scopes are the scopes each tool needs, by tool name.
+	scopes map[string][]string
+	// allScopes is the union of every tool's scopes, sorted.
+	allScopes []string
+
+	resourcePath        string
+	resourceMetadataURL string
+}
+
+// New prepares the catalog's auth section. A catalog without one, or with
+// auth: none, gives an Authenticator that lets every call through (and
+// logs a warning once, here). New makes no network calls.
+func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: httpTimeout}
+	}
+	if opts.JWKSRefreshInterval <= 0 {
+		opts.JWKSRefreshInterval = DefaultJWKSRefreshInterval
+	}
+	if opts.JWKSMaxAge <= 0 {
+		opts.JWKSMaxAge = DefaultJWKSMaxAge
+	}
+	a := &Authenticator{cfg: cat.Auth, log: opts.Logger, now: opts.Now, scopes: map[string][]string{}}
+	if !cat.Auth.Enabled() {
+		a.log.Warn("MCP authentication is OFF (catalog auth: none): anyone who can reach /mcp or the gRPC port can call every tool; use it only on a trusted machine")
+		return a, nil
+	}
+	cfg := cat.Auth
+	seen := map[string]bool{}
+	for _, t := range cat.Tools {
+		s := cfg.ToolScopes(t)
+		a.scopes[t.Name] = s
+		for _, sc := range s {
+			if !seen[sc] {
+				seen[sc] = true
+				a.allScopes = append(a.allScopes, sc)
+			}
+		}
+	}
+	for _, sc := range append(append([]string{}, cfg.DefaultScopes.ReadOnly...), cfg.DefaultScopes.Write...) {
+		if !seen[sc] {
+			seen[sc] = true
+			a.allScopes = append(a.allScopes, sc)
+		}
+	}
+	sort.Strings(a.allScopes)
+	a.apiKeys = cfg.APIKeys
+
+	ru, err := url.Parse(cfg.Resource)
+	if err != nil {
+		return nil, fmt.Errorf("mcpauth: resource: %w", err)
+	}
+	a.resourcePath = strings.TrimSuffix(ru.EscapedPath(), "/")
+	a.resourceMetadataURL = ru.Scheme + "://" + ru.Host + wellKnownPath + a.resourcePath
+
+	if o := cfg.OAuth; o != nil {
+		a.jwks = newKeySet(o, opts)
+		if o.Introspection != nil {
+			a.intro = newIntrospector(o, opts)
+		}
+	}
+	return a, nil
+}
+
+// Enabled reports whether callers must authenticate.
+func (a *Authenticator) Enabled() bool { return a != nil && a.cfg.Enabled() }
+
+// ToolScopes are the scopes a caller needs to call the named tool.
+func (a *Authenticator) ToolScopes(tool string) []string { return a.scopes[tool] }
+
+// Allowed reports whether id may call the named tool. With auth off,
+// everything is allowed.
+func (a *Authenticator) Allowed(id *Identity, tool string) bool {
+	if !a.Enabled() {
+		return true
+	}
+	return id != nil && id.Has(a.scopes[tool])
+}
+
+// ResourceMetadataURL is where the RFC 9728 metadata is served (the
+// path-suffixed form, which MCP clients try first).
+func (a *Authenticator) ResourceMetadataURL() string { return a.resourceMetadataURL }
+
+// Verify checks a bearer credential and returns the caller. A refused
+// credential gives an error matching ErrInvalidToken whose text is safe to
+// show the client; other errors mean the credential could not be checked
+// (the issuer is unreachable).
+func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, error) {
+	if !a.Enabled() {
+		return nil, errors.New("mcpauth: authentication is off")
+	}
+	switch {
+	case token == "":
+		return nil, invalid("no bearer token")
+	case len(token) > maxTokenLen:
+		return nil, invalid("token too long")
+	}
+	if id := a.apiKey(token); id != nil {
+		return id, nil
+	}
+	switch {
+	case a.jwks != nil && looksLikeJWT(token):
+		return a.jwks.verify(ctx, token)
+	case a.intro != nil:
+		return a.intro.verify(ctx, token)
+	}
+	return nil, invalid("unknown credential")
+}
+
+// apiKey compares the key's hash with every configured hash in constant
+// time, without stopping at a match, so timing reveals nothing.
+func (a *Authenticator) apiKey(token string) *Identity {
+	if len(a.apiKeys) == 0 {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	found := -1
+	for i := range a.apiKeys {
+		if subtle.ConstantTimeCompare(sum[:], a.apiKeys[i].SHA256[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return nil
+	}
+	k := a.apiKeys[found]
+	return &Identity{
+		Subject:   k.Subject,
+		Tenant:    k.Tenant,
+		Scopes:    k.Scopes,
+		Method:    MethodAPIKey,
+		allScopes: slices.Contains(k.Scopes, "*"),
+		token:     token,
+	}
+}
+
+func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
+
+func invalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalidToken, reason) }
+
+// bearer extracts the token of an Authorization header value.
+func bearer(h string) string {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}

@@ -1,0 +1,221 @@
+package projection
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/toolbus/toolbus/catalog"
+)
+
+// EntityView is an entity as MCP clients see it.
+type EntityView struct {
+	Key        string         `json:"key" jsonschema:"entity key"`
+	URI        string         `json:"uri" jsonschema:"resource URI of the entity"`
+	Value      any            `json:"value" jsonschema:"the projected fields"`
+	Version    string         `json:"version" jsonschema:"ordering version of the last applied event"`
+	EventID    string         `json:"event_id" jsonschema:"id of the last applied event"`
+	EventType  string         `json:"event_type" jsonschema:"type of the last applied event"`
+	Source     string         `json:"source"`
+	ReceivedAt string         `json:"received_at" jsonschema:"when the last applied event was received (RFC 3339)"`
+	History    []HistoryEntry `json:"history,omitempty" jsonschema:"recent events of the entity, oldest first"`
+}
+
+func view(projection string, e *Entity, withHistory bool) EntityView {
+	v := EntityView{
+		Key: e.Key, URI: EntityURI(projection, e.Key), Value: e.Value, Version: e.Version,
+		EventID: e.EventID, EventType: e.EventType, Source: e.Source,
+		ReceivedAt: e.ReceivedAt.UTC().Format(time.RFC3339Nano),
+	}
+	if withHistory {
+		v.History = e.History
+	}
+	return v
+}
+
+// GetInput is the input of get_<projection>.
+type GetInput struct {
+	Key string `json:"key" jsonschema:"the entity key"`
+}
+
+// ListInput is the input of list_<projection>.
+type ListInput struct {
+	Where  map[string]any `json:"where,omitempty" jsonschema:"keep entities whose fields equal these values"`
+	Prefix string         `json:"prefix,omitempty" jsonschema:"keep entities whose key starts with this"`
+	Limit  int            `json:"limit,omitempty" jsonschema:"page size (default 50, at most 500)"`
+	Cursor string         `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+}
+
+// ListOutput is the output of list_<projection> and the listing resource.
+type ListOutput struct {
+	Items      []EntityView `json:"items"`
+	NextCursor string       `json:"next_cursor,omitempty" jsonschema:"pass as cursor to get the next page; absent on the last page"`
+}
+
+// Register adds to srv, for every projection of cat: the resource template
+// toolbus://state/<projection>/{key}, the listing resource
+// toolbus://state/<projection> (first page), and the read-only tools
+// get_<projection> and list_<projection>.
+//
+// Change notifications need two more things from whoever builds srv:
+// ServerOptions.SubscribeHandler and UnsubscribeHandler set (SubscribeHandler
+// and UnsubscribeHandler here), and Notify running for the server's life.
+func Register(srv *mcp.Server, r *Reader, cat *catalog.Catalog) {
+	for _, name := range sortedNames(cat) {
+		p := cat.Projections[name]
+		registerProjection(srv, r, p)
+	}
+}
+
+func registerProjection(srv *mcp.Server, r *Reader, p *catalog.Projection) {
+	name := p.Name
+	srv.AddResourceTemplate(&mcp.ResourceTemplate{
+		Name:        "state_" + name,
+		Title:       "State: " + name,
+		Description: fmt.Sprintf("One %s entity by key, as projected from webhook events. Subscribe to hear about changes.", name),
+		MIMEType:    "application/json",
+		URITemplate: URIPrefix + name + "/{key}",
+	}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		uri := req.Params.URI
+		pname, key, err := ParseURI(uri)
+		if err != nil || pname != name || key == "" {
+			return nil, mcp.ResourceNotFoundError(uri)
+		}
+		e, err := r.Get(ctx, name, key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, mcp.ResourceNotFoundError(uri)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return jsonResource(uri, view(name, e, true))
+	})
+	srv.AddResource(&mcp.Resource{
+		Name:        "state_" + name + "_list",
+		Title:       "State: all " + name,
+		Description: fmt.Sprintf("The first %d %s entities in key order; use list_%s for filters and paging.", DefaultPageSize, name, name),
+		MIMEType:    "application/json",
+		URI:         ListURI(name),
+	}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		page, err := r.List(ctx, name, Query{})
+		if err != nil {
+			return nil, err
+		}
+		return jsonResource(req.Params.URI, listOutput(name, page))
+	})
+
+	readOnly := &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, OpenWorldHint: new(bool)}
+	mcp.AddTool(srv, &mcp.Tool{
+		Name:        "get_" + name,
+		Title:       "Get " + name,
+		Description: fmt.Sprintf("Get one %s entity by key (state kept up to date from webhook events).", name),
+		Annotations: readOnly,
+	}, func(ctx context.Context, _ *mcp.CallToolRequest, in GetInput) (*mcp.CallToolResult, EntityView, error) {
+		if in.Key == "" {
+			return nil, EntityView{}, errors.New("invalid argument key: must not be empty")
+		}
+		e, err := r.Get(ctx, name, in.Key)
+		if errors.Is(err, ErrNotFound) {
+			return nil, EntityView{}, fmt.Errorf("%s %q not found", name, in.Key)
+		}
+		if err != nil {
+			return nil, EntityView{}, fmt.Errorf("reading %s failed, retry shortly: %w", name, err)
+		}
+		return nil, view(name, e, true), nil
+	})
+	mcp.AddTool(srv, &mcp.Tool{
+		Name:        "list_" + name,
+		Title:       "List " + name,
+		Description: fmt.Sprintf("List %s entities in key order, filtered by field values or key prefix, one page at a time.", name),
+		Annotations: readOnly,
+	}, func(ctx context.Context, _ *mcp.CallToolRequest, in ListInput) (*mcp.CallToolResult, ListOutput, error) {
+		if in.Limit < 0 || in.Limit > MaxPageSize {
+			return nil, ListOutput{}, fmt.Errorf("invalid argument limit: must be between 1 and %d", MaxPageSize)
+		}
+		page, err := r.List(ctx, name, Query{Where: in.Where, Prefix: in.Prefix, Limit: in.Limit, Cursor: in.Cursor})
+		if errors.Is(err, ErrBadCursor) {
+			return nil, ListOutput{}, errors.New("invalid argument cursor: pass next_cursor from the previous page unchanged")
+		}
+		if err != nil {
+			return nil, ListOutput{}, fmt.Errorf("listing %s failed, retry shortly: %w", name, err)
+		}
+		return nil, listOutput(name, page), nil
+	})
+}
+
+func listOutput(name string, page *Page) ListOutput {
+	out := ListOutput{Items: make([]EntityView, 0, len(page.Items)), NextCursor: page.NextCursor}
+	for _, e := range page.Items {
+		out.Items = append(out.Items, view(name, e, false))
+	}
+	return out
+}
+
+func jsonResource(uri string, v any) (*mcp.ReadResourceResult, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode resource: %w", err)
+	}
+	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "application/json", Text: string(b)}}}, nil
+}
+
+// SubscribeHandler is the ServerOptions.SubscribeHandler for a server with
+// projections registered: it accepts subscriptions to projection URIs (the
+// server then records them) and refuses others.
+func SubscribeHandler(cat *catalog.Catalog) func(context.Context, *mcp.SubscribeRequest) error {
+	return func(_ context.Context, req *mcp.SubscribeRequest) error {
+		p, _, err := ParseURI(req.Params.URI)
+		if err != nil {
+			return fmt.Errorf("cannot subscribe to %s: %w", req.Params.URI, err)
+		}
+		if _, ok := cat.Projections[p]; !ok {
+			return fmt.Errorf("cannot subscribe to %s: %q: %w", req.Params.URI, p, ErrUnknownProjection)
+		}
+		return nil
+	}
+}
+
+// UnsubscribeHandler is the matching ServerOptions.UnsubscribeHandler.
+func UnsubscribeHandler(context.Context, *mcp.UnsubscribeRequest) error { return nil }
+
+// Notify watches every projection bucket and tells srv about each changed
+// entity: ResourceUpdated for the entity's URI and for the listing URI
+// (the server sends it only to sessions subscribed to that URI). It
+// returns when ctx ends; run it for the life of the server.
+func Notify(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Catalog, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	var wg sync.WaitGroup
+	for _, name := range sortedNames(cat) {
+		wg.Go(func() {
+			for {
+				err := r.Watch(ctx, name, func(key string) {
+					for _, uri := range []string{EntityURI(name, key), ListURI(name)} {
+						if err := srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+							log.Warn("resource update notification", "uri", uri, "error", err)
+						}
+					}
+				})
+				if ctx.Err() != nil {
+					return
+				}
+				// The bus went away under the watcher: start over shortly.
+				log.Warn("projection watch stopped, restarting", "projection", name, "error", err)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}

@@ -1,0 +1,293 @@
+package mcpfront_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/bus/bustest"
+	"github.com/toolbus/toolbus/catalog"
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/mcpauth"
+	"github.com/toolbus/toolbus/mcpauth/mcpauthtest"
+	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
+)
+
+// authRig is mcp-front with OAuth against a real OpenID provider, over
+// embedded NATS, with a worker that records the calls it gets.
+type authRig struct {
+	op       *mcpauthtest.OIDC
+	url      string // the MCP endpoint
+	resource string
+	grpc     toolbusv1.ToolServiceClient
+
+	mu    sync.Mutex
+	calls []*toolbusv1.ToolCall
+}
+
+func newAuthRig(t *testing.T) *authRig {
+	t.Helper()
+	r := &authRig{op: mcpauthtest.Start(t)}
+	ns := bustest.Server(t)
+	nc, js := bustest.Connect(t, ns)
+	if err := bus.DefaultTopology().Ensure(ctxTimeout(t, 10*time.Second), js); err != nil {
+		t.Fatal(err)
+	}
+
+	hs := httptest.NewUnstartedServer(nil)
+	r.url = "http://" + hs.Listener.Addr().String() + "/mcp"
+	r.resource = r.url
+	src := fmt.Sprintf(`version: 1
+auth:
+  resource: %s
+  oauth:
+    issuer: %s
+    tenant_claim: org
+upstreams:
+  crm: {base_url: "http://127.0.0.1:9"}
+  hr:
+    base_url: "http://127.0.0.1:9"
+    auth: {type: forward}
+tools:
+  - {name: get_customer, description: Get one., upstream: crm, method: GET, path: /c}
+  - {name: delete_customer, description: Delete one., upstream: crm, method: DELETE, path: /c}
+  - {name: get_employee, description: Get one., upstream: hr, method: GET, path: /e}
+`, r.resource, r.op.Issuer())
+	cat, err := catalog.Parse("auth.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	w := bus.NewWorker(nc, js, bus.WorkerOptions{Name: "auth-worker", Logger: bustest.Logger()})
+	for _, up := range []string{"crm", "hr"} {
+		err := w.ServeCalls(ctxTimeout(t, 10*time.Second), bus.CallConsumer{Kind: "rest", Upstream: up, Concurrency: 8, AckWait: 5 * time.Second, MaxDeliver: 3},
+			func(_ context.Context, call *toolbusv1.ToolCall, _ bus.Delivery) (*toolbusv1.ToolResult, error) {
+				r.mu.Lock()
+				r.calls = append(r.calls, call)
+				r.mu.Unlock()
+				return &toolbusv1.ToolResult{Json: []byte(`{"ok":true}`)}, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = w.Shutdown(ctxTimeout(t, 5*time.Second)) })
+
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	log := slog.New(slog.DiscardHandler)
+	authn, err := mcpauth.New(cat, mcpauth.Options{Logger: log, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := mcpfront.New(mcpfront.Options{Catalog: cat, NC: nc, JS: js, Instance: "front-auth", Logger: log, Version: "test", Auth: authn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Shutdown(ctxTimeout(t, 5*time.Second)) })
+
+	mux := http.NewServeMux()
+	authn.Mount(mux)
+	mux.Handle("/mcp", svc.MCPHandler())
+	hs.Config.Handler = mux
+	hs.Start()
+	t.Cleanup(hs.Close)
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.ChainUnaryInterceptor(authn.UnaryServerInterceptor()))
+	svc.RegisterGRPC(g)
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(lis) }()
+	t.Cleanup(func() { g.Stop(); <-served })
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	r.grpc = toolbusv1.NewToolServiceClient(cc)
+	return r
+}
+
+func (r *authRig) token(t *testing.T, subject string, scopes ...string) string {
+	c := r.op.Claims(r.resource, subject, scopes...)
+	c["org"] = "acme"
+	return r.op.Sign(t, c)
+}
+
+func (r *authRig) lastCall() *toolbusv1.ToolCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.calls) == 0 {
+		return nil
+	}
+	return r.calls[len(r.calls)-1]
+}
+
+// bearerHandler is the client side: a fixed token, and no interactive
+// authorization when the server challenges.
+type bearerHandler struct{ token string }
+
+func (b bearerHandler) TokenSource(context.Context) (oauth2.TokenSource, error) {
+	return oauth2.StaticTokenSource(&oauth2.Token{AccessToken: b.token, TokenType: "Bearer"}), nil
+}
+
+func (b bearerHandler) Authorize(_ context.Context, _ *http.Request, resp *http.Response) error {
+	defer resp.Body.Close()
+	return fmt.Errorf("server challenged with %d: %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+}
+
+func (r *authRig) connect(t *testing.T, token string) (*mcp.ClientSession, error) {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	transport := &mcp.StreamableClientTransport{Endpoint: r.url, HTTPClient: &http.Client{Transport: tr}, DisableStandaloneSSE: true}
+	if token != "" {
+		transport.OAuthHandler = bearerHandler{token: token}
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "auth-test", Version: "1"}, nil)
+	cs, err := client.Connect(ctxTimeout(t, 10*time.Second), transport, nil)
+	if err == nil {
+		t.Cleanup(func() { _ = cs.Close() })
+	}
+	return cs, err
+}
+
+func TestSDKClientWithTokenEndToEnd(t *testing.T) {
+	r := newAuthRig(t)
+	tok := r.token(t, "alice", "tools.read")
+	cs, err := r.connect(t, tok)
+	if err != nil {
+		t.Fatalf("connect with a valid token: %v", err)
+	}
+
+	// tools/list shows what alice may call: the read-only tools.
+	lt, err := cs.ListTools(ctxTimeout(t, 5*time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range lt.Tools {
+		names = append(names, tl.Name)
+	}
+	slices.Sort(names)
+	if diff := cmp.Diff([]string{"get_customer", "get_employee"}, names); diff != "" {
+		t.Errorf("tools/list (-want +got):\n%s", diff)
+	}
+
+	// A call reaches the worker with the caller, and without the token
+	// because crm does not forward it.
+	res, err := cs.CallTool(ctxTimeout(t, 5*time.Second), &mcp.CallToolParams{Name: "get_customer", Arguments: map[string]any{}})
+	if err != nil || res.IsError {
+		t.Fatalf("call: %v %+v", err, res)
+	}
+	want := &toolbusv1.Caller{Subject: "alice", Tenant: "acme", Scopes: []string{"tools.read"}}
+	if got := r.lastCall().GetCaller(); !proto.Equal(got, want) {
+		t.Errorf("caller on the bus = %v, want %v", got, want)
+	}
+
+	// hr forwards the caller's token: only its calls carry it.
+	if _, err := cs.CallTool(ctxTimeout(t, 5*time.Second), &mcp.CallToolParams{Name: "get_employee", Arguments: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	want.Token = tok
+	if got := r.lastCall().GetCaller(); !proto.Equal(got, want) {
+		t.Errorf("caller on the bus for a forwarding upstream = %v, want it with the token", got)
+	}
+
+	// A tool beyond alice's scopes: refused with 403 before the bus.
+	before := r.lastCall()
+	_, err = cs.CallTool(ctxTimeout(t, 5*time.Second), &mcp.CallToolParams{Name: "delete_customer", Arguments: map[string]any{}})
+	if err == nil || !strings.Contains(err.Error(), `403: Bearer error="insufficient_scope", scope="tools.write"`) {
+		t.Errorf("call beyond scope: err = %v, want the 403 insufficient_scope challenge", err)
+	}
+	if r.lastCall() != before {
+		t.Error("a refused call reached the worker")
+	}
+}
+
+func TestSDKClientWithoutTokenGets401(t *testing.T) {
+	r := newAuthRig(t)
+	if _, err := r.connect(t, ""); err == nil {
+		t.Fatal("connected without a token")
+	}
+	req, _ := http.NewRequest(http.MethodPost, r.url, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	http.DefaultClient.CloseIdleConnections()
+	wantHeader := `Bearer resource_metadata="` + strings.Replace(r.url, "/mcp", "/.well-known/oauth-protected-resource/mcp", 1) + `"`
+	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != wantHeader {
+		t.Errorf("got %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), wantHeader)
+	}
+	// A token for another resource is refused too.
+	if _, err := r.connect(t, r.op.Sign(t, r.op.Claims("https://other.example.com/mcp", "alice", "tools.read"))); err == nil {
+		t.Error("connected with a token for another audience")
+	}
+}
+
+func TestGRPCRefusesCallsWithoutCredentials(t *testing.T) {
+	r := newAuthRig(t)
+	withToken := func(tok string) context.Context {
+		return metadata.AppendToOutgoingContext(ctxTimeout(t, 5*time.Second), "authorization", "Bearer "+tok)
+	}
+	tests := []struct {
+		name string
+		ctx  context.Context
+		tool string
+		want codes.Code
+	}{
+		{"no credentials", ctxTimeout(t, 5*time.Second), "get_customer", codes.Unauthenticated},
+		{"bad token", withToken("not-a-token"), "get_customer", codes.Unauthenticated},
+		{"insufficient scope", withToken(r.token(t, "alice", "tools.read")), "delete_customer", codes.PermissionDenied},
+		{"allowed", withToken(r.token(t, "alice", "tools.read")), "get_customer", codes.OK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.grpc.CallTool(tt.ctx, &toolbusv1.CallToolRequest{Name: tt.tool})
+			if got := status.Code(err); got != tt.want {
+				t.Errorf("code = %s (%v), want %s", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := r.grpc.ListTools(ctxTimeout(t, 5*time.Second), &toolbusv1.ListToolsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("ListTools without credentials: %v", err)
+	}
+	lt, err := r.grpc.ListTools(withToken(r.token(t, "alice", "tools.read")), &toolbusv1.ListToolsRequest{})
+	if err != nil || len(lt.GetTools()) != 2 {
+		t.Errorf("ListTools for a reader: %v, %d tools, want 2", err, len(lt.GetTools()))
+	}
+	if got := r.lastCall().GetCaller().GetSubject(); got != "alice" {
+		t.Errorf("caller of the gRPC call on the bus = %q, want alice", got)
+	}
+}

@@ -1,0 +1,120 @@
+package mcpfront
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/metadata"
+
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/telemetry"
+)
+
+// tracerName is the instrumentation scope of mcp-front spans.
+const tracerName = "github.com/toolbus/toolbus/services/mcp-front"
+
+// mcpTraceContext returns ctx carrying the client's trace context, so that
+// the call's trace continues the client's: from _meta (traceparent,
+// tracestate, baggage, as the MCP trace-context proposal puts them), else
+// from the HTTP request's headers.
+func mcpTraceContext(ctx context.Context, req *mcp.CallToolRequest) context.Context {
+	prop := otel.GetTextMapPropagator()
+	if meta := req.Params.Meta; meta != nil {
+		if tp, ok := meta["traceparent"].(string); ok && tp != "" {
+			c := propagation.MapCarrier{"traceparent": tp}
+			if ts, ok := meta["tracestate"].(string); ok {
+				c["tracestate"] = ts
+			}
+			if b, ok := meta["baggage"].(string); ok {
+				c["baggage"] = b
+			}
+			return prop.Extract(ctx, c)
+		}
+	}
+	if req.Extra != nil && req.Extra.Header != nil && req.Extra.Header.Get("traceparent") != "" {
+		return prop.Extract(ctx, propagation.HeaderCarrier(req.Extra.Header))
+	}
+	return ctx
+}
+
+// grpcTraceContext continues a trace context sent in gRPC metadata.
+func grpcTraceContext(ctx context.Context) context.Context {
+	md, ok := metadata.FromIncomingContext(ctx)
+	if !ok || len(md.Get("traceparent")) == 0 {
+		return ctx
+	}
+	h := http.Header{}
+	for _, k := range []string{"traceparent", "tracestate", "baggage"} {
+		if v := md.Get(k); len(v) > 0 {
+			h.Set(k, v[0])
+		}
+	}
+	return otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(h))
+}
+
+// startCallSpan starts the server span of one tools/call (MCP) or CallTool
+// (gRPC).
+func (s *Service) startCallSpan(ctx context.Context, req callRequest, callID string, sessionID string) (context.Context, trace.Span) {
+	name := "tools/call " + req.tool.name
+	if req.via == "grpc" {
+		name = "toolbus.v1.ToolService/CallTool"
+	}
+	ctx, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	span.SetAttributes(
+		telemetry.AttrTool.String(req.tool.name),
+		telemetry.AttrUpstream.String(req.tool.upstream),
+		telemetry.AttrCallID.String(callID),
+		telemetry.AttrVia.String(req.via),
+		telemetry.AttrGenAIToolName.String(req.tool.name),
+		telemetry.AttrGenAIOperation.String("execute_tool"),
+	)
+	if req.via == "grpc" {
+		span.SetAttributes(
+			telemetry.AttrRPCSystem.String("grpc"),
+			telemetry.AttrRPCService.String("toolbus.v1.ToolService"),
+			telemetry.AttrRPCMethod.String("CallTool"),
+		)
+	} else {
+		span.SetAttributes(telemetry.AttrMCPMethod.String("tools/call"))
+		if sessionID != "" {
+			span.SetAttributes(telemetry.AttrMCPSessionID.String(sessionID))
+		}
+	}
+	return ctx, span
+}
+
+// endCallSpan records the call's outcome on its span.
+func endCallSpan(span trace.Span, tc *toolbusv1.ToolCall, outcome string, res *toolbusv1.ToolResult) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(telemetry.AttrOutcome.String(outcome))
+	if s := tc.GetCaller().GetSubject(); s != "" {
+		span.SetAttributes(telemetry.AttrCallerSubject.String(s))
+	}
+	if res != nil {
+		if res.Worker != "" {
+			span.SetAttributes(telemetry.AttrWorker.String(res.Worker))
+		}
+		if res.Delivery > 0 {
+			span.SetAttributes(telemetry.AttrDelivery.Int64(int64(res.Delivery)))
+		}
+		if res.Attempts > 0 {
+			span.SetAttributes(telemetry.AttrAttempt.Int(int(res.Attempts)))
+		}
+	}
+	// A tool error is still an answer, but operators look for failed calls:
+	// any outcome other than ok marks the span as an error.
+	if outcome != "ok" {
+		span.SetAttributes(telemetry.AttrErrorType.String(outcome))
+		span.SetStatus(codes.Error, outcome)
+	}
+}

@@ -1,0 +1,291 @@
+// Package stateupdater provides the state-updater service: it consumes
+// verified webhook events from the WEBHOOKS stream and applies them to the
+// catalog's projections (package projection), one durable consumer per
+// projection, shared by every replica.
+//
+// It must not verify, publish or re-order events, and must not write
+// projection buckets except through projection.Applier: the ordering and
+// idempotency rules live there, so the replay command and any number of
+// replicas apply events the same way.
+package stateupdater
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/catalog"
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/projection"
+)
+
+// Consumer defaults.
+const (
+	DefaultAckWait = 30 * time.Second
+	// DefaultMaxDeliver bounds deliveries of an event whose application
+	// keeps failing for a transient reason (bus trouble); the last one
+	// dead-letters it so the projection does not stall forever.
+	DefaultMaxDeliver = 20
+	// DefaultMaxAckPending bounds events in flight per projection across
+	// all replicas.
+	DefaultMaxAckPending = 256
+)
+
+// retryBackOff spaces redeliveries of events that failed transiently.
+var retryBackOff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}
+
+// ConsumerName is the durable consumer of a projection: an operational
+// contract (scalers and `toolbus webhooks` read it).
+func ConsumerName(projectionName string) string { return "state-" + projectionName }
+
+// FilterSubjects are the WEBHOOKS subjects of a projection's sources.
+func FilterSubjects(p *catalog.Projection) []string {
+	var subjects []string
+	for _, s := range p.Sources {
+		// WebhookSubject sanitises its type token, so build the wildcard
+		// from a placeholder type.
+		subjects = append(subjects, strings.TrimSuffix(bus.WebhookSubject(s.Name, "x"), "x")+">")
+	}
+	slices.Sort(subjects)
+	return slices.Compact(subjects)
+}
+
+// Options configure the state-updater.
+type Options struct {
+	Catalog  *catalog.Catalog
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Instance string
+	Logger   *slog.Logger
+	// Projections restricts which projections this process serves (empty = all).
+	Projections []string
+	// Buckets shapes the projection buckets (replicas, storage).
+	Buckets projection.BucketOptions
+	// AckWait, MaxDeliver and MaxAckPending configure the consumers.
+	AckWait       time.Duration
+	MaxDeliver    int
+	MaxAckPending int
+}
+
+// Service is a running state-updater.
+type Service struct {
+	opts    Options
+	log     *slog.Logger
+	projs   []*catalog.Projection
+	applier *projection.Applier
+
+	mu       sync.Mutex
+	consumes []jetstream.ConsumeContext
+	started  bool
+	stopped  bool
+}
+
+// New checks opts. It makes no network calls.
+func New(opts Options) (*Service, error) {
+	switch {
+	case opts.Catalog == nil:
+		return nil, errors.New("state-updater: no catalog")
+	case opts.NC == nil || opts.JS == nil:
+		return nil, errors.New("state-updater: no NATS connection")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Instance == "" {
+		opts.Instance = "state-updater"
+	}
+	if opts.AckWait <= 0 {
+		opts.AckWait = DefaultAckWait
+	}
+	if opts.MaxDeliver <= 0 {
+		opts.MaxDeliver = DefaultMaxDeliver
+	}
+	if opts.MaxAckPending <= 0 {
+		opts.MaxAckPending = DefaultMaxAckPending
+	}
+	names := opts.Projections
+	if len(names) == 0 {
+		for name := range opts.Catalog.Projections {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	var projs []*catalog.Projection
+	for _, name := range slices.Compact(names) {
+		p, ok := opts.Catalog.Projections[name]
+		if !ok {
+			return nil, fmt.Errorf("state-updater: projection %q is not in the catalog", name)
+		}
+		projs = append(projs, p)
+	}
+	return &Service{
+		opts:    opts,
+		log:     opts.Logger.With("service", "state-updater", "instance", opts.Instance),
+		projs:   projs,
+		applier: projection.NewApplier(opts.JS),
+	}, nil
+}
+
+// ConsumerConfig is the durable consumer of projection p.
+func (s *Service) ConsumerConfig(p *catalog.Projection) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        ConsumerName(p.Name),
+		Description:    "Toolbus projection " + p.Name,
+		FilterSubjects: FilterSubjects(p),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        s.opts.AckWait,
+		MaxDeliver:     s.opts.MaxDeliver,
+		MaxAckPending:  s.opts.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		BackOff:        retryBackOff,
+	}
+}
+
+// Start ensures the projection buckets and consumers, and consumes. If it
+// fails, what it started has been stopped.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return bus.ErrShuttingDown
+	case s.started:
+		return errors.New("state-updater: already started")
+	}
+	if err := projection.EnsureBuckets(ctx, s.opts.JS, s.opts.Catalog, s.opts.Buckets); err != nil {
+		return fmt.Errorf("state-updater: %w", err)
+	}
+	for _, p := range s.projs {
+		cons, err := s.opts.JS.CreateOrUpdateConsumer(ctx, bus.StreamWebhooks, s.ConsumerConfig(p))
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			cc, err = cons.Consume(func(msg jetstream.Msg) { s.handle(p, msg) },
+				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+					s.log.Warn("consume", "projection", p.Name, "error", err)
+				}))
+			if err == nil {
+				s.consumes = append(s.consumes, cc)
+				continue
+			}
+		}
+		for _, cc := range s.consumes {
+			cc.Stop()
+		}
+		s.consumes = nil
+		return fmt.Errorf("state-updater: consume projection %s: %w", p.Name, err)
+	}
+	s.started = true
+	s.log.Info("applying projections", "projections", len(s.projs))
+	return nil
+}
+
+// Shutdown stops pulling and waits for the event being applied, until ctx
+// ends. Unacknowledged events are redelivered to another replica.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	consumes := s.consumes
+	s.consumes = nil
+	s.mu.Unlock()
+	for _, cc := range consumes {
+		cc.Drain()
+	}
+	for _, cc := range consumes {
+		select {
+		case <-cc.Closed():
+		case <-ctx.Done():
+			for _, c := range consumes {
+				c.Stop()
+			}
+			return fmt.Errorf("state-updater: shutdown: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// applyTimeout bounds one event's application (a few KV round trips).
+const applyTimeout = 10 * time.Second
+
+func (s *Service) handle(p *catalog.Projection, msg jetstream.Msg) {
+	md, err := msg.Metadata()
+	if err != nil {
+		s.log.Error("message without metadata", "projection", p.Name, "error", err)
+		_ = msg.Term()
+		return
+	}
+	ctx, cancel := context.WithTimeout(bus.ExtractTrace(context.Background(), msg.Headers()), applyTimeout)
+	defer cancel()
+	var ev toolbusv1.WebhookEvent
+	if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+		s.deadLetter(ctx, p, msg, md, "", fmt.Errorf("undecodable WebhookEvent: %v: %w", err, projection.ErrPoison))
+		return
+	}
+	out, err := s.applier.Apply(ctx, p, projection.Event{
+		ID: ev.Id, Source: ev.Source, Type: ev.Type, Body: ev.Body,
+		ReceivedAt: ev.ReceivedAt.AsTime(), Sequence: md.Sequence.Stream,
+	})
+	switch {
+	case errors.Is(err, projection.ErrPoison):
+		s.deadLetter(ctx, p, msg, md, ev.Source, err)
+	case err != nil && md.NumDelivered >= uint64(s.opts.MaxDeliver):
+		s.deadLetter(ctx, p, msg, md, ev.Source, fmt.Errorf("gave up after %d deliveries: %w", md.NumDelivered, err))
+	case err != nil:
+		// Transient (bus trouble, a hot key): let JetStream redeliver it
+		// with back-off; later events of other entities keep flowing.
+		s.log.Warn("apply failed, will retry", "projection", p.Name, "event_id", ev.Id, "seq", md.Sequence.Stream, "error", err)
+		_ = msg.NakWithDelay(retryBackOff[min(int(md.NumDelivered), len(retryBackOff))-1])
+	default:
+		s.log.Debug("event", "projection", p.Name, "event_id", ev.Id, "seq", md.Sequence.Stream, "outcome", out)
+		_ = msg.Ack()
+	}
+}
+
+// deadLetter stores the event with its reason and acknowledges it, so it
+// no longer blocks anything; if the dead letter cannot be stored, the event
+// is redelivered instead.
+func (s *Service) deadLetter(ctx context.Context, p *catalog.Projection, msg jetstream.Msg, md *jetstream.MsgMetadata, source string, reason error) {
+	if source == "" {
+		source = strings.Split(strings.TrimPrefix(msg.Subject(), "toolbus.webhook."), ".")[0]
+	}
+	headers := map[string]string{}
+	for k, v := range msg.Headers() {
+		if len(v) > 0 {
+			headers[k] = v[0]
+		}
+	}
+	dl := &toolbusv1.DeadLetter{
+		// Deterministic: a redelivered poison event is dead-lettered once.
+		Id:             fmt.Sprintf("%s-%d", ConsumerName(p.Name), md.Sequence.Stream),
+		Kind:           "webhook",
+		Subject:        msg.Subject(),
+		Payload:        msg.Data(),
+		Headers:        headers,
+		Reason:         reason.Error(),
+		Class:          toolbusv1.ErrorClass_ERROR_CLASS_INVALID_ARGUMENT,
+		Deliveries:     md.NumDelivered,
+		LastError:      reason.Error(),
+		Stream:         bus.StreamWebhooks,
+		StreamSequence: md.Sequence.Stream,
+		Handler:        ConsumerName(p.Name),
+	}
+	if !errors.Is(reason, projection.ErrPoison) {
+		dl.Class = toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL
+	}
+	if err := bus.PublishDeadLetter(ctx, s.opts.JS, dl, source); err != nil {
+		s.log.Error("dead letter not stored, will retry", "projection", p.Name, "seq", md.Sequence.Stream, "error", err)
+		_ = msg.NakWithDelay(retryBackOff[0])
+		return
+	}
+	s.log.Warn("event dead-lettered", "projection", p.Name, "seq", md.Sequence.Stream, "reason", reason)
+	_ = msg.Ack()
+}

@@ -1,0 +1,296 @@
+// Package webhookingest provides the webhook receiver: POST
+// /webhooks/{source} verifies a provider's delivery with the source's
+// signature scheme, stores it durably on the WEBHOOKS stream (deduplicated
+// by the provider's event id) and only then answers 2xx.
+//
+// It must not parse a body before its signature verified, must not tell a
+// caller why a delivery was refused (the reason goes to the logs), and must
+// never answer 2xx without a JetStream acknowledgement nor 4xx because the
+// bus is down: the provider's retries are the only copy of an unacknowledged
+// event.
+package webhookingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/catalog"
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+	"github.com/toolbus/toolbus/signature"
+)
+
+// Defaults.
+const (
+	// DefaultPublishTimeout bounds the wait for JetStream's acknowledgement.
+	// Providers time out after 10 s (Stripe, GitHub) or 5 s (Shopify,
+	// Slack: 3 s); answering 503 well before lets them retry cleanly.
+	DefaultPublishTimeout = 2 * time.Second
+	// RetryAfter is sent with every 503.
+	RetryAfter = 5 * time.Second
+)
+
+// Options configure the ingest.
+type Options struct {
+	Catalog  *catalog.Catalog
+	NC       *nats.Conn
+	JS       jetstream.JetStream
+	Instance string
+	Logger   *slog.Logger
+	// PublishTimeout bounds the wait for the PubAck (DefaultPublishTimeout).
+	PublishTimeout time.Duration
+}
+
+// Service receives webhooks. Create it with New, mount Handler at
+// /webhooks/, call Start to accept deliveries and Shutdown to stop.
+type Service struct {
+	opts    Options
+	log     *slog.Logger
+	sources map[string]*source
+	mux     *http.ServeMux
+
+	// mu orders admissions against Shutdown, as in mcp-front.
+	mu       sync.RWMutex
+	started  bool
+	closing  bool
+	inflight sync.WaitGroup
+}
+
+type source struct {
+	cfg    *catalog.Source
+	scheme signature.Scheme
+	// extra lists the source's own non-secret headers worth keeping.
+	extra []string
+}
+
+// New builds the verifiers of every catalog source. It has no side effects.
+func New(opts Options) (*Service, error) {
+	switch {
+	case opts.Catalog == nil:
+		return nil, errors.New("webhook-ingest: no catalog")
+	case opts.NC == nil || opts.JS == nil:
+		return nil, errors.New("webhook-ingest: no NATS connection")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Instance == "" {
+		opts.Instance = "webhook-ingest"
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = DefaultPublishTimeout
+	}
+	s := &Service{
+		opts:    opts,
+		log:     opts.Logger.With("service", "webhook-ingest", "instance", opts.Instance),
+		sources: map[string]*source{},
+		mux:     http.NewServeMux(),
+	}
+	for name, cs := range opts.Catalog.Sources {
+		sch, err := cs.Verifier()
+		if err != nil {
+			return nil, fmt.Errorf("webhook-ingest: source %s: %w", name, err)
+		}
+		src := &source{cfg: cs, scheme: sch}
+		for _, h := range []string{cs.Signature.IDHeader, cs.Signature.TypeHeader, cs.Signature.TimestampHeader} {
+			if h != "" {
+				src.extra = append(src.extra, strings.ToLower(h))
+			}
+		}
+		s.sources[name] = src
+	}
+	s.mux.HandleFunc("POST /webhooks/{source}", s.receive)
+	return s, nil
+}
+
+// Handler serves POST /webhooks/{source}; mount it at /webhooks/.
+func (s *Service) Handler() http.Handler { return s.mux }
+
+// Start accepts deliveries. The WEBHOOKS stream must exist
+// (bus.Topology.Ensure); until Start, deliveries get 503.
+func (s *Service) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return bus.ErrShuttingDown
+	}
+	s.started = true
+	s.log.Info("receiving webhooks", "sources", len(s.sources))
+	return nil
+}
+
+// Shutdown refuses new deliveries with 503 (providers retry) and waits for
+// those in flight to get their acknowledgement, until ctx ends.
+func (s *Service) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("webhook-ingest: deliveries still in flight: %w", ctx.Err())
+	}
+}
+
+func (s *Service) enter() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if !s.started || s.closing {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+// unavailable answers 503 with Retry-After: the provider keeps the event
+// and retries, which is the only safe answer when it is not stored.
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+	http.Error(w, "temporarily unavailable, retry later", http.StatusServiceUnavailable)
+}
+
+func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("source")
+	src, ok := s.sources[name]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if !s.enter() {
+		unavailable(w)
+		return
+	}
+	defer s.inflight.Done()
+	log := s.log.With("source", name)
+
+	limit := src.cfg.MaxBodyBytes
+	if r.ContentLength > limit {
+		log.Warn("webhook refused", "status", http.StatusRequestEntityTooLarge, "reason", "body too large", "content_length", r.ContentLength)
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			log.Warn("webhook refused", "status", http.StatusRequestEntityTooLarge, "reason", "body too large")
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		// The sender went away mid-body; nobody reads this answer.
+		log.Info("webhook body unreadable", "error", err)
+		http.Error(w, "unreadable body", http.StatusBadRequest)
+		return
+	}
+	received := time.Now()
+	d, err := src.scheme.Verify(signature.Request{Header: r.Header, Body: body, Now: received})
+	if err != nil {
+		// The reason is for operators only: a prober learns nothing.
+		log.Warn("webhook refused", "status", http.StatusUnauthorized, "reason", err, "remote", r.RemoteAddr)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if d.Handshake != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, d.Handshake.Challenge)
+		return
+	}
+	id := d.ID
+	if id == "" {
+		// No provider id: identical bodies are the same delivery.
+		sum := sha256.Sum256(body)
+		id = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	ev := &toolbusv1.WebhookEvent{
+		Id: id, Source: name, Type: d.Type, Body: body,
+		Headers:    keptHeaders(r.Header, src.extra),
+		ReceivedAt: timestamppb.New(received),
+		Scheme:     src.cfg.Scheme,
+	}
+	if !d.Timestamp.IsZero() {
+		ev.ProviderTime = timestamppb.New(d.Timestamp)
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		log.Error("encode webhook event", "error", err)
+		unavailable(w)
+		return
+	}
+	msg := &nats.Msg{Subject: bus.WebhookSubject(name, d.Type), Data: data, Header: nats.Header{}}
+	msg.Header.Set(bus.HeaderMsgID, id)
+	bus.InjectTrace(r.Context(), msg.Header)
+
+	// The provider's connection may drop, but the publish must still end
+	// with a known outcome: bound it by PublishTimeout alone.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opts.PublishTimeout)
+	defer cancel()
+	ack, err := s.opts.JS.PublishMsg(ctx, msg, jetstream.WithExpectStream(bus.StreamWebhooks))
+	if err != nil {
+		log.Warn("webhook not stored", "status", http.StatusServiceUnavailable, "event_id", id, "type", d.Type, "error", err)
+		unavailable(w)
+		return
+	}
+	if ack.Duplicate {
+		// Stored before: tell the provider to stop retrying.
+		log.Info("webhook duplicate", "event_id", id, "type", d.Type, "seq", ack.Sequence)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	log.Debug("webhook stored", "event_id", id, "type", d.Type, "seq", ack.Sequence, "secret", d.Secret)
+	if d.Secret > 0 {
+		log.Info("webhook verified with an older secret", "secret", d.Secret)
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// keptPrefixes are provider header families that describe the delivery;
+// anything that carries a signature is dropped below.
+var keptPrefixes = []string{"x-github-", "x-shopify-", "x-slack-", "webhook-", "svix-"}
+
+// keptHeaders returns the headers worth keeping with the event, lower-cased:
+// content type, user agent, the providers' delivery headers and the
+// source's configured id/type/timestamp headers, never a signature.
+func keptHeaders(h http.Header, extra []string) map[string]string {
+	out := map[string]string{}
+	for name, vals := range h {
+		lower := strings.ToLower(name)
+		if len(vals) == 0 || strings.Contains(lower, "signature") || strings.Contains(lower, "hmac") {
+			continue
+		}
+		keep := lower == "content-type" || lower == "user-agent"
+		for _, p := range keptPrefixes {
+			keep = keep || strings.HasPrefix(lower, p)
+		}
+		for _, e := range extra {
+			keep = keep || lower == e
+		}
+		if keep {
+			out[lower] = vals[0]
+		}
+	}
+	return out
+}
