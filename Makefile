@@ -26,9 +26,9 @@ build: ## Build bin/toolbus.
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/toolbus ./cmd/toolbus
 
 .PHONY: test
-test: tools $(BIN)/jaeger proto-check vet ## Run the whole test suite (unit, integration, process end-to-end, manifests, cluster, short fuzz).
+test: tools $(BIN)/jaeger openapi-specs proto-check vet ## Run the whole test suite (unit, integration, process end-to-end, manifests, cluster, short fuzz).
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
-	$(MAKE) --no-print-directory k8s-validate cluster-test fuzz-short
+	$(MAKE) --no-print-directory k8s-validate cluster-test fuzz-short bench-smoke
 
 .PHONY: vet
 vet: ## go vet every module.
@@ -59,6 +59,20 @@ $(BIN)/nats-server $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: tools/go.mod
 
 $(BIN)/buf: tools/buf/go.mod
 	cd tools/buf && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
+
+.PHONY: openapi-specs
+openapi-specs: ## Fetch the pinned large OpenAPI documents (Stripe, GitHub) that the openapi tests and benchmarks import.
+	openapi/testdata/fetch.sh
+
+.PHONY: bench bench-smoke
+BENCH_FLAGS ?=
+bench: tools ## Benchmark Toolbus against its floors and an npm peer (~4 min); writes bench/results and docs/perf/*.svg.
+	bench/peer/setup.sh || echo "bench: peer not installed; its scenario will be skipped"
+	cd bench && GOWORK=off GOFLAGS=-mod=mod $(GO) run ./cmd/toolbus-bench -out results -charts ../docs/perf $(BENCH_FLAGS)
+
+bench-smoke: tools ## Prove the benchmark works (under a minute; no timing assertions).
+	cd bench && GOWORK=off GOFLAGS=-mod=mod $(GO) vet ./... && GOWORK=off GOFLAGS=-mod=mod $(GO) test -count=1 ./...
+	cd bench && GOWORK=off GOFLAGS=-mod=mod $(GO) run ./cmd/toolbus-bench -smoke -out $$(mktemp -d)
 
 .PHONY: jaeger jaeger-bin
 jaeger-bin: $(BIN)/jaeger ## Build the pinned Jaeger all-in-one into bin/ (tools/jaeger/go.mod; ~7 min cold, ~1 min cached).

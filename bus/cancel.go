@@ -141,7 +141,7 @@ func publishCancel(nc *nats.Conn, id string) {
 // refusals (never sent) and cancellations are not.
 func permanentFailure(res *toolbusv1.ToolResult) (reason string, ok bool) {
 	e := res.GetError()
-	if e == nil || res.Attempts == 0 || !e.Retryable {
+	if e == nil || res.GetAttempts() == 0 || !e.Retryable {
 		return "", false
 	}
 	switch e.Class {

@@ -22,6 +22,12 @@ const (
 	// BucketResults keeps the results of mutating calls under
 	// "<upstream>.<sha256 of the idempotency key>" for Topology.ResultTTL.
 	BucketResults = "toolbus_results"
+	// BucketCache holds cached answers of read-only tools (cache.go),
+	// BucketContinuations the remainders of capped answers, and
+	// BucketCatalog the applied catalog (catalogstore.go).
+	BucketCache         = "toolbus_cache"
+	BucketContinuations = "toolbus_continuations"
+	BucketCatalog       = "toolbus_catalog"
 )
 
 // DefaultResultTTL is how long the result of a mutating call is kept.
@@ -58,6 +64,31 @@ func (t Topology) KeyValues() []jetstream.KeyValueConfig {
 			Storage:     t.Storage,
 			Replicas:    t.Replicas,
 			TTL:         ttl,
+		},
+		{
+			Bucket:      BucketCache,
+			Description: "Toolbus cached answers of read-only tools by tool, arguments and caller",
+			History:     1,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			// Entries carry their own expiry (the tool's ttl, at most an
+			// hour); the bucket's TTL only clears what nobody reads again.
+			TTL: time.Hour,
+		},
+		{
+			Bucket:      BucketContinuations,
+			Description: "Toolbus remainders of capped tool answers, read by <tool>_continue",
+			History:     1,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			TTL:         ContinuationTTL,
+		},
+		{
+			Bucket:      BucketCatalog,
+			Description: "Toolbus applied catalog (toolbus catalog apply), watched by every service",
+			History:     5,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
 		},
 	}
 }

@@ -15,9 +15,12 @@ type Topology struct {
 	Replicas int
 	// Storage of every stream.
 	Storage jetstream.StorageType
-	// CallMaxAge bounds how long a call may wait in the stream: a call is
-	// worthless after its deadline.
+	// CallMaxAge bounds how long a call stays in the stream, answered or not:
+	// a call is worthless after its deadline (at most 10 minutes).
 	CallMaxAge time.Duration
+	// CallMaxBytes bounds the stream's size; the oldest calls (long answered,
+	// at any sane load) are discarded first.
+	CallMaxBytes int64
 	// WebhookMaxAge is how long verified events are kept for replay.
 	WebhookMaxAge time.Duration
 	// DeadLetterMaxAge is how long dead letters are kept.
@@ -37,6 +40,7 @@ func DefaultTopology() Topology {
 		Replicas:               1,
 		Storage:                jetstream.FileStorage,
 		CallMaxAge:             15 * time.Minute,
+		CallMaxBytes:           1 << 30,
 		WebhookMaxAge:          7 * 24 * time.Hour,
 		DeadLetterMaxAge:       30 * 24 * time.Hour,
 		DuplicateWindow:        2 * time.Minute,
@@ -45,16 +49,25 @@ func DefaultTopology() Topology {
 	}
 }
 
-// CallsStream is the work-queue stream of tool calls.
+// CallsStream is the stream of tool calls. Each call is consumed once, by
+// the one durable consumer of its upstream, as on a work queue; but the
+// retention is by limits (age and size), not WorkQueuePolicy. With work-queue
+// retention every ack deletes the message, and when that empties the file
+// store's last block, the server creates a new block file and deletes the
+// old one: two file-system operations per call whenever the queue runs dry,
+// which is always at low load. Limits retention leaves acknowledged calls in
+// place until they age out, and made the bus round trip about four times
+// faster at one client (BenchmarkBusRoundTrip, docs/performance.md).
 func (t Topology) CallsStream() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        StreamCalls,
-		Description: "Toolbus tool calls (work queue)",
+		Description: "Toolbus tool calls (one durable consumer per upstream)",
 		Subjects:    []string{callSubjectRoot + ".>"},
-		Retention:   jetstream.WorkQueuePolicy,
+		Retention:   jetstream.LimitsPolicy,
 		Storage:     t.Storage,
 		Replicas:    t.Replicas,
 		MaxAge:      t.CallMaxAge,
+		MaxBytes:    t.CallMaxBytes,
 		Duplicates:  t.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
 	}

@@ -62,6 +62,8 @@ type Catalog struct {
 	// Auth is how MCP clients authenticate (auth.go); nil when the
 	// catalog has no auth section.
 	Auth *ServerAuth
+	// Widgets are HTML templates served as ui:// resources (widgets.go).
+	Widgets map[string]*Widget
 
 	toolsByName map[string]*Tool
 	// src and opts load the catalog again (ResolveGraphQLSchemas).
@@ -106,7 +108,9 @@ type Upstream struct {
 	// OpenAPI is set when the upstream's tools are generated from an
 	// OpenAPI document (openapi.go).
 	OpenAPI *OpenAPISource
-	Pos     Pos
+	// SOAP is set for soap upstreams: version, WSDL, WS-Security (soap.go).
+	SOAP *SOAPUpstream
+	Pos  Pos
 }
 
 // Header is a header name with its value, which may come from a secret reference.
@@ -189,14 +193,26 @@ type Tool struct {
 	// Fixed arguments are not in the input schema; the worker always sends
 	// them with these values (OpenAPI overrides' hidden parameters).
 	Fixed map[string]any
-	Pos   Pos
+	// Composite and Batch are set for tools mcp-front runs itself, which
+	// have no upstream (composite.go, batch.go); SOAP for tools on soap
+	// upstreams (soap.go).
+	Composite *Composite
+	Batch     *Batch
+	SOAP      *SOAPTool
+	// Response, Cache, Paging and ResultMeta: response.go, pagination.go.
+	Response   *ResponseShaping
+	Cache      *CachePolicy
+	Paging     *RESTPagination
+	ResultMeta map[string]any
+	Pos        Pos
 
-	args argValidator
+	args    argValidator
+	virtual *virtualSpec
 }
 
 // CallTimeout is the effective deadline budget of one call.
 func (t *Tool) CallTimeout() time.Duration {
-	if t.Timeout > 0 {
+	if t.Timeout > 0 || t.Upstream == nil {
 		return t.Timeout
 	}
 	return t.Upstream.Timeout

@@ -188,7 +188,7 @@ func (p *parser) graphqlUpstream(u *Upstream, ms members, key *yaml.Node, field 
 	sn := ms.get("schema")
 	if u.Kind != KindGraphQL {
 		for _, f := range []string{"schema", "endpoint"} {
-			if k := ms.key(f); k != nil {
+			if k := ms.key(f); k != nil && !(f == "endpoint" && u.Kind == KindSOAP) {
 				p.errorf(k, field+"."+f, "only graphql upstreams have %s (this upstream is of kind %s)", f, u.Kind)
 			}
 		}

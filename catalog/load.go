@@ -200,7 +200,7 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		p.errorf(root, "", "a catalog must be a mapping with version, upstreams and tools, got %s", kindName(root))
 		return nil
 	}
-	ms, _ := p.mapping(root, "", []string{"version", "upstreams", "tools", "sources", "projections", "auth"})
+	ms, _ := p.mapping(root, "", []string{"version", "upstreams", "tools", "sources", "projections", "auth", "widgets"})
 	cat := &Catalog{File: p.file, Upstreams: map[string]*Upstream{}, toolsByName: map[string]*Tool{},
 		Sources: map[string]*Source{}, Projections: map[string]*Projection{}}
 	p.webhooks(ms, cat)
@@ -250,5 +250,8 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 		}
 	}
 	p.openapiTools(cat)
+	p.resolveVirtualTools(cat) // composite.go: steps may name imported tools
+	p.widgets(ms.get("widgets"), cat)
+	p.checkOutputTemplates(cat, root) // widgets.go
 	return cat
 }

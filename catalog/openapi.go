@@ -62,11 +62,13 @@ type openapiNodes struct {
 }
 
 var (
-	openapiFields   = []string{"file", "select", "overrides", "name_prefix", "max_ref_depth", "max_output_ref_depth"}
-	selectFields    = []string{"operation_ids", "tags", "paths", "methods"}
-	overrideFields  = []string{"name", "title", "description", "annotations", "hidden"}
-	maxOpenAPIDepth = 16
+	openapiFields  = []string{"file", "select", "overrides", "name_prefix", "max_ref_depth", "max_output_ref_depth"}
+	selectFields   = []string{"operation_ids", "tags", "paths", "methods"}
+	overrideFields = []string{"name", "title", "description", "annotations", "hidden"}
 )
+
+// maxOpenAPIDepth bounds max_ref_depth and max_output_ref_depth.
+const maxOpenAPIDepth = 16
 
 // openapiSource parses an upstream's openapi: section and reads the
 // document (tools are made later by openapiTools, once every name in the
@@ -297,10 +299,12 @@ func (p *parser) openapiTools(cat *Catalog) {
 	}
 	sort.Strings(names)
 	sc := newSchemaCompiler()
-	reserved := func(name string) bool {
-		_, ok := cat.toolsByName[name]
-		return ok
+	// Names compare without case, as within one import.
+	taken := map[string]bool{}
+	for name := range cat.toolsByName {
+		taken[strings.ToLower(name)] = true
 	}
+	reserved := func(name string) bool { return taken[strings.ToLower(name)] }
 	for _, name := range names {
 		u := cat.Upstreams[name]
 		s := u.OpenAPI
@@ -321,6 +325,7 @@ func (p *parser) openapiTools(cat *Catalog) {
 			if t := p.importedTool(u, it, sc); t != nil {
 				cat.Tools = append(cat.Tools, t)
 				cat.toolsByName[t.Name] = t
+				taken[strings.ToLower(t.Name)] = true
 			}
 		}
 	}
@@ -351,18 +356,19 @@ func (p *parser) importedTool(u *Upstream, it *openapi.Tool, sc *schemaCompiler)
 		if prm.In == openapi.InHeader && (!isToken(prm.WireName) || argumentHeaders[strings.ToLower(prm.WireName)]) {
 			return leaveOut("header parameter %q cannot be sent", prm.WireName)
 		}
+		if prm.In == openapi.InCookie && !isToken(prm.WireName) {
+			return leaveOut("cookie parameter %q is not a valid cookie name", prm.WireName)
+		}
 	}
 	schema, err := compileGenerated(sc, it.InputSchema)
 	if err != nil {
 		return leaveOut("input schema: %v", err)
 	}
 	t.args = schemaValidator{schema: schema}
-	if t.OutputSchema != nil {
-		if _, err := compileGenerated(sc, t.OutputSchema); err != nil {
-			s.Notes = append(s.Notes, it.OperationID+": output schema dropped: "+err.Error())
-			t.OutputSchema = nil
-		}
-	}
+	// Output schemas are not compiled here: nothing validates against
+	// them at run time, the import always makes them type object, and
+	// compiling them would double the load time of a large document
+	// (openapi's tests compile every one of the large documents').
 	p.annotations(t, nil, "")
 	return t
 }

@@ -201,3 +201,47 @@ func TestLoadLargeOpenAPI(t *testing.T) {
 		t.Errorf("%d tools, want Stripe's 590+", len(cat.Tools))
 	}
 }
+
+// Generated names never clash: not with hand-written tools (compared
+// without case), not across upstreams importing the same document.
+func TestOpenAPINamesAreUniqueInTheCatalog(t *testing.T) {
+	cat, err := Parse("testdata/c.yaml", []byte(`version: 1
+upstreams:
+  a: {openapi: {file: openapi/shop.yaml, select: {tags: [customers]}}}
+  b: {openapi: {file: openapi/shop.yaml, select: {tags: [customers]}}}
+tools:
+  - {name: listcustomers, description: hand-written, upstream: a, method: GET, path: /x}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tl := range cat.Tools {
+		got = append(got, tl.Upstream.Name+":"+tl.Name)
+	}
+	want := []string{"a:listcustomers", "a:listCustomers_2", "a:createCustomer", "a:getCustomer",
+		"b:listCustomers_3", "b:createCustomer_2", "b:getCustomer_2"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tools (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkLoadOpenAPI is a whole catalog load over each large document:
+// import plus compiling every input and output schema.
+func BenchmarkLoadOpenAPI(b *testing.B) {
+	for _, f := range []string{"stripe-spec3.json", "github-api.json"} {
+		b.Run(strings.TrimSuffix(f, ".json"), func(b *testing.B) {
+			spec, _ := filepath.Abs("../openapi/testdata/.cache/" + f)
+			if _, err := os.Stat(spec); err != nil {
+				b.Fatalf("%v: the large OpenAPI documents are fetched by `make openapi-specs` (openapi/testdata/fetch.sh); run it first", err)
+			}
+			src := []byte("version: 1\nupstreams:\n  api:\n    openapi: {file: " + spec + "}\n")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Parse("testdata/c.yaml", src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

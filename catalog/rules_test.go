@@ -94,7 +94,7 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:1:10: version: must be an integer, got a string",
 		}},
 		{"unknown top-level field", "version: 1\nupstream: {}\n", []string{
-			"c.yaml:2:1: upstream: unknown field (known fields: version, upstreams, tools, sources, projections, auth)",
+			"c.yaml:2:1: upstream: unknown field (known fields: version, upstreams, tools, sources, projections, auth, widgets)",
 		}},
 		{"tools not a list", "version: 1\ntools: {a: 1}\n", []string{
 			"c.yaml:2:8: tools: must be a list, got a mapping",
@@ -208,7 +208,7 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:5:5: tools[0] (t).path: required field is missing",
 		}},
 		{"unknown tool field", tool + "    verb: GET\n", []string{
-			"c.yaml:10:5: tools[0] (t).verb: unknown field (known fields: name, title, description, upstream, method, path, input_schema, params, output_schema, annotations, timeout, meta, retry, scopes, operation, operation_file, operation_name, pagination, payload_errors)",
+			"c.yaml:10:5: tools[0] (t).verb: unknown field (known fields: name, title, description, upstream, method, path, input_schema, params, output_schema, annotations, timeout, meta, retry, scopes, operation, operation_file, operation_name, pagination, payload_errors, steps, merge, batch, soap, response, cache, result_meta)",
 		}},
 		{"duplicate tool", tool + "  - {name: t, description: d, upstream: crm, method: GET, path: /y}\n", []string{
 			"c.yaml:10:12: tools[1] (t).name: duplicate tool name \"t\" (first at line 5)",
@@ -319,7 +319,7 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:5:41: tools[0] (t).upstream: upstream gh is of kind graphql; give the tool an operation or an operation_file",
 		}},
 		{"merge key", "version: 1\nx: &a {base_url: http://h}\nupstreams:\n  crm: {<<: *a}\n", []string{
-			"c.yaml:2:1: x: unknown field (known fields: version, upstreams, tools, sources, projections, auth)",
+			"c.yaml:2:1: x: unknown field (known fields: version, upstreams, tools, sources, projections, auth, widgets)",
 			"c.yaml:4:3: upstreams.crm.base_url: required field is missing",
 			"c.yaml:4:9: upstreams.crm: merge keys (<<) are not supported",
 		}},

@@ -19,7 +19,9 @@ const MaxToolNameLen = 64
 var toolNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 
 var toolFields = []string{"name", "title", "description", "upstream", "method", "path", "input_schema", "params", "output_schema", "annotations", "timeout", "meta", "retry", "scopes",
-	"operation", "operation_file", "operation_name", "pagination", "payload_errors"} // the last five: graphql.go
+	"operation", "operation_file", "operation_name", "pagination", "payload_errors", // graphql.go
+	"steps", "merge", "batch", "soap", // composite.go, batch.go, soap.go
+	"response", "cache", "result_meta"} // response.go
 
 var methods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"}
 
@@ -62,9 +64,15 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 		return nil, ""
 	}
 	gql := isGraphQLTool(ms)
+	virtual, soap := isVirtualTool(ms), isSOAPTool(ms, cat)
 	mustHave := []string{"name", "description", "upstream", "method", "path"}
-	if gql {
+	switch {
+	case gql:
 		mustHave = []string{"name", "upstream"} // the description may come from the operation
+	case virtual:
+		mustHave = []string{"name", "description"}
+	case soap:
+		mustHave = []string{"name", "description", "upstream"}
 	}
 	for _, req := range mustHave {
 		if ms.get(req) == nil {
@@ -99,6 +107,8 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 				p.errorf(f.val, ff, "upstream %s is of kind %s; operation and operation_file are for graphql upstreams", s, u.Kind)
 			case u != nil && !gql && u.Kind == KindGraphQL:
 				p.errorf(f.val, ff, "upstream %s is of kind graphql; give the tool an operation or an operation_file", s)
+			case virtual:
+				u = nil // reported by virtualTool
 			}
 			t.Upstream = u
 		case "method":
@@ -125,6 +135,32 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 		}
 	}
 
+	if virtual || soap {
+		if virtual {
+			p.virtualTool(t, ms, field, sc)
+		} else {
+			p.soapTool(t, ms, n, field, sc)
+			if on := ms.get("output_schema"); on != nil {
+				t.OutputSchema = p.outputSchema(on, field+".output_schema", sc)
+			}
+			p.annotations(t, ms.get("annotations"), field+".annotations")
+		}
+		if rn := ms.get("retry"); rn != nil && !virtual {
+			p.toolRetry(t, rn, field+".retry")
+		} else if rn != nil {
+			p.errorf(ms.key("retry"), field+".retry", "a composite or batch tool has no retry policy: each call it makes uses its tool's")
+		}
+		p.shapingFields(t, ms, field) // response.go
+		if len(p.problems) > before {
+			return nil, t.Name
+		}
+		return t, t.Name
+	}
+	for _, f := range virtualOnlyFields {
+		if k := ms.key(f); k != nil {
+			p.errorf(k, field+"."+f, "a tool with an upstream has no %s; %s belongs to composite and batch tools", f, f)
+		}
+	}
 	if gql {
 		if p.graphqlTool(t, ms, n, field, sc) {
 			// The upstream's schema is still to be introspected: the tool
@@ -135,18 +171,22 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 		if rn := ms.get("retry"); rn != nil {
 			p.toolRetry(t, rn, field+".retry")
 		}
+		p.shapingFields(t, ms, field) // response.go
 		if len(p.problems) > before {
 			return nil, t.Name
 		}
 		return t, t.Name
 	}
 	for _, f := range graphqlToolFields {
-		if k := ms.key(f); k != nil {
+		if k := ms.key(f); k != nil && f != "pagination" { // REST pagination: pagination.go
 			p.errorf(k, field+"."+f, "only tools on graphql upstreams have %s", f)
 		}
 	}
 	// The schema-related fields need method and path.
 	schemaNode := ms.get("input_schema")
+	if pn := ms.get("pagination"); pn != nil && !isNull(pn) {
+		schemaNode = p.restPagination(t, pn, schemaNode, field+".pagination") // pagination.go
+	}
 	props, required := p.inputSchema(t, schemaNode, field+".input_schema", sc)
 	overrides := p.params(ms.get("params"), field+".params", props)
 	p.placeParams(t, field, props, required, overrides, pathNames, pathNode)
@@ -157,6 +197,7 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 	if rn := ms.get("retry"); rn != nil {
 		p.toolRetry(t, rn, field+".retry")
 	}
+	p.shapingFields(t, ms, field) // response.go
 
 	if len(p.problems) > before {
 		return nil, t.Name

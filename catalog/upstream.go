@@ -24,7 +24,7 @@ const (
 
 var upstreamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,32}$`)
 
-var upstreamFields = []string{"kind", "base_url", "timeout", "concurrency", "max_response_bytes", "idempotency_header", "headers", "retry", "rate_limit", "circuit_breaker", "auth", "endpoint", "schema", "openapi"}
+var upstreamFields = []string{"kind", "base_url", "timeout", "concurrency", "max_response_bytes", "idempotency_header", "headers", "retry", "rate_limit", "circuit_breaker", "auth", "endpoint", "schema", "openapi", "soap"}
 
 func (p *parser) upstream(m member) *Upstream {
 	field := joinField("upstreams", m.name)
@@ -51,15 +51,15 @@ func (p *parser) upstream(m member) *Upstream {
 		case "kind":
 			if s, ok := p.str(f.val, ff); ok {
 				switch k := Kind(s); k {
-				case KindREST, KindGraphQL:
+				case KindREST, KindGraphQL, KindSOAP:
 					u.Kind = k
 				default:
-					p.errorf(f.val, ff, "unknown kind %q: want rest or graphql", s)
+					p.errorf(f.val, ff, "unknown kind %q: want rest, graphql or soap", s)
 				}
 			}
 		case "base_url", "endpoint": // endpoint: the graphql name (graphql.go)
 			u.BaseURL = p.baseURL(f.val, ff)
-		case "schema": // graphqlUpstream reads it once the kind is known
+		case "schema", "soap": // graphqlUpstream and soapUpstream read them once the kind is known
 		case "timeout":
 			if d, ok := p.duration(f.val, ff); ok {
 				u.Timeout = d
@@ -91,10 +91,12 @@ func (p *parser) upstream(m member) *Upstream {
 	}
 	p.checkUpstreamAuth(u, ms, field)
 	p.graphqlUpstream(u, ms, m.key, field)
+	p.soapUpstream(u, ms, m.key, field)
 	switch {
-	case ms.get("base_url") != nil || (u.Kind == KindGraphQL && ms.get("endpoint") != nil):
+	case ms.get("base_url") != nil || ((u.Kind == KindGraphQL || u.Kind == KindSOAP) && ms.get("endpoint") != nil):
 	case p.openapiBaseURL(u, ms, m.key, field): // the document's servers (openapi.go)
-	case u.Kind == KindGraphQL:
+	case p.soapBaseURL(u, m.key, field): // the WSDL's port address (soap.go)
+	case u.Kind == KindGraphQL || u.Kind == KindSOAP:
 		p.errorf(m.key, field+".endpoint", "required field is missing")
 	default:
 		p.errorf(m.key, field+".base_url", "required field is missing")

@@ -539,7 +539,7 @@ func (d *document) tool(op *operation, o Override, opts Options) (t *Tool, skip 
 	// Hidden arguments leave the schema but keep their place.
 	if len(o.Hidden) > 0 {
 		t.Fixed = map[string]any{}
-		for _, h := range sortedAnyKeys(o.Hidden) {
+		for _, h := range sortedKeys(o.Hidden) {
 			i := slices.IndexFunc(props, func(p property) bool { return p.param.Name == h })
 			if i < 0 {
 				i = slices.IndexFunc(props, func(p property) bool { return p.param.WireName == h })
@@ -584,7 +584,7 @@ func (d *document) tool(op *operation, o Override, opts Options) (t *Tool, skip 
 	b.WriteByte('}')
 	t.InputSchema = b.Bytes()
 
-	out := &converter{d: d, dir: dirOutput, maxDepth: opts.MaxOutputRefDepth, active: map[string]bool{}, notes: nt}
+	out := &converter{d: d, dir: dirOutput, maxDepth: opts.MaxOutputRefDepth, active: map[string]bool{}, notes: nt, shared: &in.expansions}
 	t.OutputSchema = d.outputSchema(op, out, nt)
 
 	t.Title = oneLine(str(op.op, "summary"))
@@ -664,8 +664,6 @@ func anyList(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
-
-func sortedAnyKeys(m map[string]any) []string { return sortedKeys(m) }
 
 // pickBody chooses the request body media type: JSON first, then form.
 func pickBody(content map[string]any) (enc string, schema any, mediaType string) {

@@ -31,10 +31,29 @@ type converter struct {
 	active map[string]bool
 	depth  int
 	notes  *notes
+	// expansions counts the references expanded for one tool; past
+	// maxExpansions the rest are cut, so a document whose schemas all
+	// refer to each other cannot make a tool's schema explode.
+	expansions int
+	shared     *int
 	// topObject makes the next object written declare type object (and
 	// nothing else): the top of an output schema, which MCP requires to
 	// be an object even where the document says "object or null".
 	topObject bool
+}
+
+// maxExpansions bounds the references expanded for one operation (its
+// input and output schemas together). The largest real operations use a
+// few hundred.
+const maxExpansions = 4000
+
+// expansionsPtr is the counter shared by the input and output converters
+// of one operation.
+func (c *converter) expansionsPtr() *int {
+	if c.shared != nil {
+		return c.shared
+	}
+	return &c.expansions
 }
 
 // keywords copied as they are, in output order.
@@ -221,6 +240,10 @@ func (c *converter) ref(b *bytes.Buffer, ref string) {
 		c.notes.add("recursive schema %s cut at its second appearance", name)
 		c.cut(b, target, fmt.Sprintf("%s (recursive: not expanded again)", name))
 		return
+	case *c.expansionsPtr() >= maxExpansions:
+		c.notes.add("more than %d references expanded for this operation; the rest are not expanded", maxExpansions)
+		c.cut(b, target, fmt.Sprintf("%s (not expanded: the schema is too large)", name))
+		return
 	case c.depth >= c.maxDepth:
 		c.notes.add("schemas nested more than %d references deep are not expanded", c.maxDepth)
 		c.cut(b, target, fmt.Sprintf("%s (not expanded: nested more than %d references deep)", name, c.maxDepth))
@@ -228,6 +251,7 @@ func (c *converter) ref(b *bytes.Buffer, ref string) {
 	}
 	c.active[ref] = true
 	c.depth++
+	*c.expansionsPtr()++
 	c.schema(b, target)
 	c.depth--
 	delete(c.active, ref)

@@ -12,15 +12,17 @@
 //
 //  1. Tracing (slot [Layers.Tracing], filled by [Tracing]): marks the call
 //     so that layer 3 opens one HTTP client span per attempt (tracing.go).
-//  2. Retry (slot [Layers.Retry], next issue): back-off inside the call's
-//     deadline, honouring Retry-After; it must replay only bodies that
-//     have GetBody and must not retry a mutating request without an
-//     idempotency key.
+//  2. Retry (slot [Layers.Retry], filled from [Options.Reliability]):
+//     full-jitter back-off inside the call's deadline, honouring
+//     Retry-After and RateLimit headers (retry.go); it replays only bodies
+//     that have GetBody and retries a mutating request only with the
+//     upstream's idempotency header or when it never left the machine.
 //  3. Attempt counting: counts what reaches the upstream per call, so
 //     [Response.Attempts] is right once Retry exists; redirects are not
 //     counted as attempts.
-//  4. Rate limit and quota (slot [Layers.Quota], later): shared across
-//     replicas through the bus.
+//  4. Rate limit, pause and circuit breaker (slot [Layers.Quota], filled
+//     from [Options.Reliability]): shared across replicas through NATS KV
+//     ([SharedState]; quota.go, circuit.go, shared.go).
 //  5. Auth (slot [Layers.Auth], later): bearer, OAuth2, token exchange.
 //  6. Headers: the catalog's upstream headers, which win over anything a
 //     tool argument set (an argument can never replace a credential).

@@ -115,8 +115,9 @@ func (g *guard) waitPause(ctx context.Context) error {
 	return g.clock.Sleep(ctx, left)
 }
 
-// learn feeds an attempt's outcome to the circuit and, on 429 or an
-// exhausted RateLimit, pauses the upstream for every replica.
+// learn feeds an attempt's outcome to the circuit and, on 429, on
+// Retry-After or on an exhausted RateLimit, pauses the upstream for every
+// replica.
 func (g *guard) learn(ctx context.Context, resp *http.Response, err error, probe bool) {
 	if g.circuit != nil {
 		failed := false
@@ -134,7 +135,10 @@ func (g *guard) learn(ctx context.Context, resp *http.Response, err error, probe
 	if resp == nil {
 		return
 	}
-	tooMany := resp.StatusCode == http.StatusTooManyRequests
+	// A 429, or any failure with Retry-After (a 503 saying when to come
+	// back), pauses every replica for that long.
+	tooMany := resp.StatusCode == http.StatusTooManyRequests ||
+		(resp.StatusCode >= 400 && resp.Header.Get("Retry-After") != "")
 	if !tooMany && !hasRateHeaders(resp.Header) {
 		return
 	}

@@ -58,7 +58,7 @@ func newUpState() *upState {
 // Start binds the buckets and starts watching. Until then (and when the
 // bus cannot be reached at Start) state stays in this process.
 func NewSharedState(js jetstream.JetStream) *SharedState {
-	return &SharedState{js: js, ups: map[string]*upState{}, done: make(chan struct{})}
+	return &SharedState{js: js, ups: map[string]*upState{}}
 }
 
 // OpenSharedState is NewSharedState followed by Start.
@@ -88,15 +88,17 @@ func (s *SharedState) Start(ctx context.Context) error {
 		cancel()
 		return fmt.Errorf("shared state: watch %s: %w", bus.BucketUpstreamState, err)
 	}
-	s.watcher, s.stop = w, cancel
-	initial := make(chan struct{})
-	go s.watch(initial)
+	initial, done := make(chan struct{}), make(chan struct{})
+	go s.watch(w, initial, done)
 	select {
 	case <-initial:
 	case <-ctx.Done():
-		_ = s.Close()
+		cancel()
+		_ = w.Stop()
+		<-done
 		return fmt.Errorf("shared state: initial values: %w", ctx.Err())
 	}
+	s.watcher, s.stop, s.done = w, cancel, done
 	s.rate, s.state = rate, state
 	return nil
 }
@@ -123,10 +125,10 @@ func (s *SharedState) close() error {
 	return nil
 }
 
-func (s *SharedState) watch(initial chan struct{}) {
-	defer close(s.done)
+func (s *SharedState) watch(w jetstream.KeyWatcher, initial, done chan struct{}) {
+	defer close(done)
 	first := true
-	for e := range s.watcher.Updates() {
+	for e := range w.Updates() {
 		if e == nil {
 			if first {
 				close(initial)

@@ -33,6 +33,10 @@ type Machine struct {
 	CPUModel  string `json:"cpu_model"`
 	GoVersion string `json:"go_version"`
 	Kernel    string `json:"kernel"`
+	// LoadAvg is /proc/loadavg's 1-minute figure at the start and end of
+	// the run: other work on the machine skews every figure.
+	LoadAvgStart string `json:"loadavg_start"`
+	LoadAvgEnd   string `json:"loadavg_end"`
 }
 
 // Settings are the run's options.
@@ -149,8 +153,8 @@ func cpu(v float64) string {
 // check and the skipped scenarios.
 func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "Command: `%s`  \n", r.Command)
-	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s, Linux %s; %s per run after %s warm-up; payload %s; MCP client: %s.\n\n",
-		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.Kernel,
+	fmt.Fprintf(w, "Machine: %d CPUs (%s), %s, Linux %s, load average %s at start and %s at end; %s per run after %s warm-up; payload %s; MCP client: %s.\n\n",
+		r.Machine.CPUs, r.Machine.CPUModel, r.Machine.GoVersion, r.Machine.Kernel, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd,
 		secs(r.Settings.DurationSec), secs(r.Settings.WarmupSec), payload(r.Settings.PayloadBytes), clientName(r.Settings.Client))
 	fmt.Fprintln(w, "| Scenario | Clients | Calls/s | p50 µs | p90 µs | p99 µs | Server CPU s/1k calls | Upstream CPU s/1k | Generator CPU s/1k | Server peak RSS MB | Errors | Wrong answers | Calls/s vs plain MCP | p50 over plain MCP µs |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")

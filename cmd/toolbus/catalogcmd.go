@@ -129,7 +129,7 @@ func runCatalogTools(args []string, stdout, stderr io.Writer) error {
 			}
 			args = append(args, a)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Upstream.Name, t.Method, t.Path, toolHints(t.Annotations), strings.Join(args, " "))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, toolUpstream(t), t.Method, t.Path, toolHints(t.Annotations), strings.Join(args, " "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -171,7 +171,7 @@ func toolHints(a catalog.Annotations) string {
 }
 
 func listTool(t *catalog.Tool) listedTool {
-	lt := listedTool{Name: t.Name, Title: t.Title, Description: t.Description, Upstream: t.Upstream.Name,
+	lt := listedTool{Name: t.Name, Title: t.Title, Description: t.Description, Upstream: toolUpstream(t),
 		Method: t.Method, Path: t.Path, BodyEncoding: string(t.BodyEncoding), Fixed: t.Fixed,
 		InputSchema: t.InputSchema, OutputSchema: t.OutputSchema, Annotations: map[string]bool{}}
 	for _, p := range t.Params {
@@ -350,4 +350,16 @@ func writeAuth(b *strings.Builder, name string, res *openapi.Result) {
 			fmt.Fprintf(b, "    # %s: %s %s%s is not mapped to an auth type; configure auth by hand\n", s.Name, s.Type, s.Scheme, s.In)
 		}
 	}
+}
+
+// toolUpstream names a tool's upstream; composite and batch tools have
+// none and show what they are instead.
+func toolUpstream(t *catalog.Tool) string {
+	switch {
+	case t.Composite != nil:
+		return "(composite)"
+	case t.Batch != nil:
+		return "(batch)"
+	}
+	return t.Upstream.Name
 }

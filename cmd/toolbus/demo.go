@@ -24,6 +24,7 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := flag.NewFlagSet("toolbus demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.register(fs)
+	cfg.console.demo = true // console on by default
 	if err := applyEnv(fs); err != nil {
 		return usageError{err.Error()}
 	}
@@ -88,6 +89,9 @@ func runDemo(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 	return serve(ctx, cfg, stdin, stdout, stderr, func(a addrs) {
 		printBanner(stderr, a, lis.Addr().String(), cfg)
+		if cfg.console.enabled == nil || *cfg.console.enabled {
+			fmt.Fprintf(stderr, "  Operator console:                http://%s/console/\n", a.http)
+		}
 		fmt.Fprintf(stderr, "  Demo CRM GraphQL upstream:       http://%s/graphql  (try: %s call gql_get_customer '{\"id\": \"c1\"}')\n\n", glis.Addr(), "toolbus")
 	})
 }

@@ -68,6 +68,7 @@ type serveConfig struct {
 	instance    string
 	replicas    int
 	rel         reliabilityConfig
+	console     consoleConfig
 }
 
 // envFlags maps flags whose defaults may come from the environment through
@@ -117,6 +118,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.replicas, "stream-replicas", 1, "replicas of every stream and bucket: 1 on one server, 3 on a production cluster [TOOLBUS_STREAM_REPLICAS]")
 	fs.StringVar(&c.instance, "instance", envOr("TOOLBUS_INSTANCE", ""), "instance name (defaults to host name and a random suffix) [TOOLBUS_INSTANCE]")
 	c.rel.register(fs)
+	c.console.register(fs)
 }
 
 func parseServices(s string) ([]string, error) {
@@ -322,6 +324,14 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		}
 	}
 
+	cons, err := newConsole(cfg, cat, nc, js, authn, log) // console.go; nil when off
+	if err != nil {
+		return err
+	}
+	if cons != nil {
+		svcs, edges = append(svcs, cons), append(edges, cons)
+	}
+
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", health.LiveHandler())
 	mux.Handle("GET /readyz", hr.ReadyHandler())
@@ -332,6 +342,9 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 	}
 	if ingest != nil {
 		mux.Handle("/webhooks/", gate(&started, ingest.Handler()))
+	}
+	if cons != nil {
+		mux.Handle("/console/", cons.Handler())
 	}
 	var a addrs
 	var httpSrv *http.Server

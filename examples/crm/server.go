@@ -157,6 +157,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+APIPrefix+"/flaky", s.flakyHandler)
 	m.HandleFunc("GET "+APIPrefix+"/report.csv", s.reportCSV)
 	m.HandleFunc("GET "+APIPrefix+"/export", s.export)
+	s.extraRoutes(m) // soap.go: POST /soap and the batch lookup
 	m.HandleFunc("/", s.notFound)
 }
 

@@ -76,6 +76,7 @@ func (s *Service) call(ctx context.Context, req callRequest) (*toolbusv1.ToolRes
 	endCallSpan(span, tc, outcome, res)
 	s.metrics.Record(ctx, t.name, t.upstream, outcome, req.via, time.Since(start))
 	s.logCall(ctx, req, tc.Id, outcome, start, res, cause)
+	s.publishCallEvent(ctx, req, tc.Id, outcome, start, res)
 	return res, err
 }
 
@@ -87,7 +88,8 @@ func (s *Service) perform(ctx context.Context, start time.Time, req callRequest,
 	if err := checkIdempotencyKey(req.idempotencyKey); err != nil {
 		return nil, nil, err
 	}
-	if _, err := t.cat.ValidateArguments(req.args); err != nil {
+	args, err := t.cat.ValidateArguments(req.args)
+	if err != nil {
 		return nil, nil, err
 	}
 	caller, err := s.admit()
@@ -106,6 +108,9 @@ func (s *Service) perform(ctx context.Context, start time.Time, req callRequest,
 	}
 	cctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	if t.cat.IsVirtual() {
+		return s.runVirtual(cctx, caller, req, tc, args) // composite.go
+	}
 
 	tc.Arguments = req.args
 	if len(tc.Arguments) == 0 {

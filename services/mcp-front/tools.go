@@ -30,6 +30,9 @@ type frontTool struct {
 }
 
 func newFrontTool(t *catalog.Tool) (*frontTool, error) {
+	if t.IsVirtual() {
+		return newVirtualTool(t) // composite.go
+	}
 	if t.Upstream == nil {
 		return nil, fmt.Errorf("mcpfront: tool %s has no upstream", t.Name)
 	}

@@ -50,6 +50,19 @@ func newHandler(cat *catalog.Catalog, upstreams []*catalog.Upstream, opts upstre
 				}
 			}
 		}
+		if u.Kind == catalog.KindSOAP {
+			auth := o.Layers.Auth
+			if auth == nil {
+				var err error
+				if auth, err = upstream.NewAuth(u, upstream.AuthOptions{}); err != nil {
+					return nil, err
+				}
+			}
+			o.Layers.Auth = soapFaults(auth) // soap.go
+			if sec := u.SOAP.Security; sec != nil {
+				h.secrets = appendSecret(h.secrets, sec.Password)
+			}
+		}
 		c, err := upstream.New(u, o)
 		if err != nil {
 			return nil, err
@@ -184,6 +197,9 @@ func (h *handler) redact(msg string) string {
 // mapResponse turns an upstream answer into a result: JSON bodies as Json,
 // text as Text, failures as Error.
 func mapResponse(r *route, resp *upstream.Response) *toolbusv1.ToolResult {
+	if r.soap != nil {
+		return r.soap.mapResponse(r, resp)
+	}
 	tool, up := r.tool.Name, r.tool.Upstream.Name
 	ct := resp.Header.Get("Content-Type")
 	res := &toolbusv1.ToolResult{

@@ -19,6 +19,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/bus/bustest"
@@ -103,7 +104,9 @@ func (m *mockAPI) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	m.mu.Lock()
-	m.seen = append(m.seen, mockRequest{Method: r.Method, URL: r.URL, Header: r.Header.Clone(), Body: string(body)})
+	// A copy: the validator adds defaults to the request it validates.
+	u := *r.URL
+	m.seen = append(m.seen, mockRequest{Method: r.Method, URL: &u, Header: r.Header.Clone(), Body: string(body)})
 	m.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	route, pathParams, err := m.router.FindRoute(r)
@@ -368,4 +371,66 @@ func (r *openAPIRig) call(t *testing.T, upstreamName, tool, args string) *toolbu
 	t.Helper()
 	res, _ := (&rig{caller: r.caller}).call(t, upstreamName, tool, args, 20*time.Second)
 	return res
+}
+
+// TestGitHubCallsAgainstMockAPI does the same with GitHub's document:
+// path parameters, a query and a JSON body, validated by the mock.
+func TestGitHubCallsAgainstMockAPI(t *testing.T) {
+	spec := largeSpec(t, "github-api.json")
+	mock := newMockAPI(t, spec)
+	file := filepath.Join(t.TempDir(), "catalog.yaml")
+	src := fmt.Sprintf(`version: 1
+upstreams:
+  github:
+    base_url: ${env:MOCK_URL}
+    timeout: 20s
+    openapi:
+      file: %s
+      select: {operation_ids: [repos/get, issues/list-for-repo, issues/create]}
+`, spec)
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Load(file, catalog.WithLookupEnv(func(k string) (string, bool) { return mock.srv.URL, k == "MOCK_URL" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newOpenAPIRig(t, cat)
+	tests := []struct {
+		name, tool, args       string
+		wantMethod, wantTarget string
+		wantBody               map[string]any
+	}{
+		{name: "GET with path parameters", tool: "repos_get", args: `{"owner":"octo cat","repo":"hello-world"}`,
+			wantMethod: "GET", wantTarget: "/repos/octo%20cat/hello-world"},
+		{name: "GET with query", tool: "issues_list-for-repo", args: `{"owner":"o","repo":"r","state":"closed","labels":"bug,ui","per_page":5}`,
+			wantMethod: "GET", wantTarget: "/repos/o/r/issues?state=closed&labels=bug%2Cui&per_page=5"},
+		{name: "POST with a JSON body", tool: "issues_create", args: `{"owner":"o","repo":"r","title":"Broken","body":"Steps…","labels":["bug"]}`,
+			wantMethod: "POST", wantTarget: "/repos/o/r/issues",
+			wantBody: map[string]any{"title": "Broken", "body": "Steps…", "labels": []any{"bug"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := r.call(t, "github", tt.tool, tt.args)
+			if res.Error != nil {
+				t.Fatalf("tool error: %v", res.Error)
+			}
+			req := mock.last(t)
+			if got := req.URL.RequestURI(); req.Method != tt.wantMethod || got != tt.wantTarget {
+				t.Errorf("request = %s %s, want %s %s", req.Method, got, tt.wantMethod, tt.wantTarget)
+			}
+			if tt.wantBody != nil {
+				var got map[string]any
+				if err := json.Unmarshal([]byte(req.Body), &got); err != nil || req.Header.Get("Content-Type") != "application/json" {
+					t.Fatalf("body %q (%s): %v", req.Body, req.Header.Get("Content-Type"), err)
+				}
+				if diff := cmp.Diff(tt.wantBody, got); diff != "" {
+					t.Errorf("body (-want +got):\n%s", diff)
+				}
+			}
+			if !json.Valid(res.Json) {
+				t.Errorf("result is not JSON: %s", res.Json)
+			}
+		})
+	}
 }

@@ -47,6 +47,8 @@ type route struct {
 	// idempotencyHeader is set for mutating tools of upstreams that have one.
 	idempotencyHeader string
 	userAgent         string
+	// soap is set for tools on soap upstreams (soap.go).
+	soap *soapRoute
 }
 
 type pathPart struct {
@@ -59,6 +61,9 @@ type pathPart struct {
 // already validated the template; this re-checks what request building
 // relies on, so a hand-built Tool cannot break the guarantees.
 func compileRoute(t *catalog.Tool, c *upstream.Client) (*route, error) {
+	if t.SOAP != nil {
+		return compileSOAPRoute(t, c)
+	}
 	base := t.Upstream.BaseURL
 	if base == nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
 		return nil, fmt.Errorf("tool %s: upstream %s has no absolute http(s) base URL", t.Name, t.Upstream.Name)
@@ -156,6 +161,9 @@ func (r *route) invalid(field, problem string) error {
 // template, each placeholder replaced by exactly one escaped segment.
 // Arguments that do not fit give a toolerr error (INVALID_ARGUMENT).
 func (r *route) build(ctx context.Context, args map[string]any, idempotencyKey string) (*http.Request, error) {
+	if r.soap != nil {
+		return r.soap.build(ctx, r, args, idempotencyKey)
+	}
 	args = r.withFixed(args) // hidden arguments (form.go)
 	u := &url.URL{Scheme: r.scheme, Host: r.host}
 	if err := r.buildPath(u, args); err != nil {

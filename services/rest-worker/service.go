@@ -125,7 +125,7 @@ func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream,
 	var ups []*catalog.Upstream
 	if len(names) == 0 {
 		for _, u := range cat.Upstreams {
-			if u.Kind == catalog.KindREST {
+			if u.Kind == catalog.KindREST || u.Kind == catalog.KindSOAP {
 				ups = append(ups, u)
 			}
 		}
@@ -135,8 +135,8 @@ func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream,
 			switch {
 			case !ok:
 				return nil, fmt.Errorf("rest-worker: upstream %q is not in the catalog", n)
-			case u.Kind != catalog.KindREST:
-				return nil, fmt.Errorf("rest-worker: upstream %q is of kind %s, not rest", n, u.Kind)
+			case u.Kind != catalog.KindREST && u.Kind != catalog.KindSOAP:
+				return nil, fmt.Errorf("rest-worker: upstream %q is of kind %s, not rest or soap", n, u.Kind)
 			}
 			if !slices.Contains(ups, u) {
 				ups = append(ups, u)
@@ -179,7 +179,7 @@ func (s *Service) Start(ctx context.Context) error {
 		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
 		cc := bus.CallConsumer{
-			Kind:        string(catalog.KindREST),
+			Kind:        string(u.Kind),
 			Upstream:    u.Name,
 			Concurrency: u.Concurrency,
 			AckWait:     s.opts.AckWait,
@@ -196,7 +196,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if s.opts.MeterProvider != nil {
 		names := make([]string, 0, len(s.upstreams))
 		for _, u := range s.upstreams {
-			names = append(names, bus.CallConsumerName(string(catalog.KindREST), u.Name))
+			names = append(names, bus.CallConsumerName(string(u.Kind), u.Name))
 		}
 		bw, err := bus.WatchBacklog(ctx, s.opts.JS, s.opts.MeterProvider, bus.BacklogOptions{
 			Stream: bus.StreamCalls, Consumers: names, Every: s.opts.BacklogEvery, Logger: s.log})

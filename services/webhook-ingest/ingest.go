@@ -31,6 +31,7 @@ import (
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/events"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 	"github.com/toolbus/toolbus/signature"
 )
@@ -180,7 +181,10 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	dl := &delivery{start: time.Now(), ev: events.Webhook{Source: name}}
+	defer s.publishEvent(dl)
 	if !s.enter() {
+		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "not_accepting")
 		unavailable(w)
 		return
 	}
@@ -190,6 +194,7 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	limit := src.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
 		log.Warn("webhook refused", "status", http.StatusRequestEntityTooLarge, "reason", "body too large", "content_length", r.ContentLength)
+		dl.set(events.WebhookTooLarge, http.StatusRequestEntityTooLarge, "body_too_large")
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
@@ -198,11 +203,13 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			log.Warn("webhook refused", "status", http.StatusRequestEntityTooLarge, "reason", "body too large")
+			dl.set(events.WebhookTooLarge, http.StatusRequestEntityTooLarge, "body_too_large")
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
 		// The sender went away mid-body; nobody reads this answer.
 		log.Info("webhook body unreadable", "error", err)
+		dl.set(events.WebhookUnreadable, http.StatusBadRequest, "")
 		http.Error(w, "unreadable body", http.StatusBadRequest)
 		return
 	}
@@ -211,10 +218,13 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// The reason is for operators only: a prober learns nothing.
 		log.Warn("webhook refused", "status", http.StatusUnauthorized, "reason", err, "remote", r.RemoteAddr)
+		dl.set(events.WebhookRejected, http.StatusUnauthorized, rejectReason(err))
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
+	dl.ev.Type = d.Type
 	if d.Handshake != nil {
+		dl.set(events.WebhookHandshake, http.StatusOK, "")
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, d.Handshake.Challenge)
 		return
@@ -225,6 +235,7 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 		sum := sha256.Sum256(body)
 		id = "sha256:" + hex.EncodeToString(sum[:])
 	}
+	dl.ev.EventID = id
 	ev := &toolbusv1.WebhookEvent{
 		Id: id, Source: name, Type: d.Type, Body: body,
 		Headers:    keptHeaders(r.Header, src.extra),
@@ -237,6 +248,7 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	data, err := proto.Marshal(ev)
 	if err != nil {
 		log.Error("encode webhook event", "error", err)
+		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "encode")
 		unavailable(w)
 		return
 	}
@@ -251,15 +263,19 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	ack, err := s.opts.JS.PublishMsg(ctx, msg, jetstream.WithExpectStream(bus.StreamWebhooks))
 	if err != nil {
 		log.Warn("webhook not stored", "status", http.StatusServiceUnavailable, "event_id", id, "type", d.Type, "error", err)
+		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "bus")
 		unavailable(w)
 		return
 	}
+	dl.ev.Seq = ack.Sequence
 	if ack.Duplicate {
+		dl.set(events.WebhookDuplicate, http.StatusOK, "")
 		// Stored before: tell the provider to stop retrying.
 		log.Info("webhook duplicate", "event_id", id, "type", d.Type, "seq", ack.Sequence)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	dl.set(events.WebhookStored, http.StatusAccepted, "")
 	log.Debug("webhook stored", "event_id", id, "type", d.Type, "seq", ack.Sequence, "secret", d.Secret)
 	if d.Secret > 0 {
 		log.Info("webhook verified with an older secret", "secret", d.Secret)

@@ -245,6 +245,7 @@ func run(args []string) error {
 		}
 	}
 	rep.Budget = budget(rep)
+	rep.Machine.LoadAvgEnd = loadAvg()
 
 	if err := rep.WriteJSON(filepath.Join(o.out, "results.json")); err != nil {
 		return err
@@ -340,7 +341,21 @@ func machine() report.Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	m.LoadAvgStart = loadAvg()
 	return m
+}
+
+// loadAvg is the 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
 
 // webhooksUnavailable explains why the webhook scenario does not run yet.

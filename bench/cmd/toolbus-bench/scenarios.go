@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -125,7 +124,9 @@ func (e *env) ensureToolbus(ctx context.Context) error {
 	out := filepath.Join(e.tmp, "toolbus")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=bench", "-o", out, "./cmd/toolbus")
 	cmd.Dir = e.repo
-	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(e.repo, "go.work"))
+	// The repository builds in workspace mode, which rejects the
+	// -mod=mod that `make bench` gives this module.
+	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(e.repo, "go.work"), "GOFLAGS=-buildvcs=false")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return errSkip{fmt.Sprintf("toolbus does not build yet: %v: %s", err, firstLines(string(b), 6))}
 	}
@@ -143,7 +144,7 @@ func (e *env) ensureNATS(ctx context.Context) error {
 	out := filepath.Join(e.tmp, "bin")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out+"/", "github.com/nats-io/nats-server/v2")
 	cmd.Dir = filepath.Join(e.repo, "tools")
-	cmd.Env = append(os.Environ(), "GOWORK=off")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-buildvcs=false")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return errSkip{fmt.Sprintf("no nats-server at %s and building it failed: %v: %s", e.natsBin, err, firstLines(string(b), 6))}
 	}
@@ -151,23 +152,53 @@ func (e *env) ensureNATS(ctx context.Context) error {
 	return nil
 }
 
-// benchCatalog is the demo catalog pointed at the benchmark's upstream,
-// with room for 256 concurrent upstream calls.
+// benchCatalogSrc serves the demo catalog's lookup tool (examples/demo)
+// from the benchmark's upstream, with room for 256 concurrent upstream
+// calls. It is written out here rather than derived from the demo catalog,
+// which grows upstreams the benchmark does not run.
+const benchCatalogSrc = `version: 1
+upstreams:
+  crm:
+    kind: rest
+    base_url: %s
+    timeout: 10s
+    concurrency: 256
+    max_response_bytes: 1MiB
+    idempotency_header: Idempotency-Key
+tools:
+  - name: lookup
+    title: Lookup (diagnostics)
+    description: Return the given id; used by the benchmarks to check that every answer belongs to its call.
+    upstream: crm
+    method: GET
+    path: /lookup/{id}
+    input_schema:
+      type: object
+      properties:
+        id: {type: string, minLength: 1}
+      required: [id]
+      additionalProperties: false
+  - name: get_customer
+    title: Get customer
+    description: Fetch one customer by id.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema:
+      type: object
+      properties:
+        id: {type: integer, minimum: 1, description: Customer id.}
+      required: [id]
+      additionalProperties: false
+`
+
+// benchCatalog writes the bench catalog once and returns its path.
 func (e *env) benchCatalog() (string, error) {
 	p := filepath.Join(e.tmp, "catalog.yaml")
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}
-	src, err := os.ReadFile(filepath.Join(e.repo, "examples", "demo", "catalog.yaml"))
-	if err != nil {
-		return "", err
-	}
-	s := strings.Replace(string(src), "base_url: http://127.0.0.1:8081/api/v1", "base_url: "+e.apiURL(), 1)
-	s = strings.Replace(s, "concurrency: 64", "concurrency: 256", 1)
-	if !strings.Contains(s, e.apiURL()) || !strings.Contains(s, "name: lookup") {
-		return "", errors.New("examples/demo/catalog.yaml changed shape: no crm base_url or lookup tool to point at the bench upstream")
-	}
-	return p, os.WriteFile(p, []byte(s), 0o644)
+	return p, os.WriteFile(p, fmt.Appendf(nil, benchCatalogSrc, e.apiURL()), 0o644)
 }
 
 // startToolbus runs `toolbus serve` with args and waits until it is ready.
@@ -264,6 +295,11 @@ func setupSplit(ctx context.Context, e *env) (*deployment, error) {
 // setupPeer runs the npm OpenAPI-to-MCP server installed by peer/setup.sh
 // on the CRM's own OpenAPI document, served by the upstream.
 func setupPeer(ctx context.Context, e *env) (*deployment, error) {
+	if e.client == "sdk" {
+		// Seen with go-sdk v1.8.0 and peer 1.16.1: the session never
+		// completes, and the go-sdk client does not give up on its context.
+		return nil, errSkip{"the peer answers tools/call with 202 Accepted and sends the result on the session's GET stream (outside the Streamable HTTP spec); the go-sdk client hangs on it. Use -client raw"}
+	}
 	peerDir := filepath.Join(e.benchDir, "peer")
 	entry := filepath.Join(peerDir, "node_modules", "@ivotoby", "openapi-mcp-server", "bin", "mcp-server.js")
 	if _, err := os.Stat(entry); err != nil {
