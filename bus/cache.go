@@ -1,10 +1,12 @@
 package bus
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -83,4 +85,27 @@ func (c *ResultCache) Put(ctx context.Context, key string, res *toolbusv1.ToolRe
 		return fmt.Errorf("cache put: %w", err)
 	}
 	return nil
+}
+
+// NormalizeArgs re-encodes a JSON object of arguments with sorted keys and
+// without insignificant space, so that equal arguments give equal cache
+// keys. Numbers keep their digits. Undecodable input is returned as is.
+func NormalizeArgs(raw []byte) []byte {
+	if len(raw) == 0 {
+		return []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	if v == nil {
+		return []byte("{}")
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return raw
+	}
+	return out
 }

@@ -136,6 +136,9 @@ func (c *Caller) Call(ctx context.Context, subject string, call *toolbusv1.ToolC
 	span.End()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
+			// The call may be stored (and even running) although its PubAck
+			// never reached us: delivery can beat the ack under load.
+			publishCancel(c.nc, call.Id)
 			return nil, ctx.Err()
 		}
 		// Not stored: the call was never started, so the caller may retry.

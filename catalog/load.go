@@ -253,5 +253,6 @@ func (p *parser) catalog(root *yaml.Node) *Catalog {
 	p.resolveVirtualTools(cat) // composite.go: steps may name imported tools
 	p.widgets(ms.get("widgets"), cat)
 	p.checkOutputTemplates(cat, root) // widgets.go
+	p.checkContinueNames(cat, root)   // response.go
 	return cat
 }

@@ -278,3 +278,21 @@ func (p *parser) cache(t *Tool, n *yaml.Node, field string) *CachePolicy {
 	}
 	return c
 }
+
+// checkContinueNames keeps the generated <tool>_continue tools from
+// colliding with declared ones.
+func (p *parser) checkContinueNames(cat *Catalog, root *yaml.Node) {
+	for _, t := range cat.Tools {
+		if t.Response == nil || t.Response.MaxBytes <= 0 {
+			continue
+		}
+		name := t.Name + ContinueSuffix
+		if other, ok := cat.toolsByName[name]; ok {
+			at := root
+			if other.Pos.Line > 0 {
+				at = &yaml.Node{Line: other.Pos.Line, Column: other.Pos.Col}
+			}
+			p.errorf(at, "tool "+name, "%s is the generated companion of the capped tool %s (response.max_bytes); rename one of them", name, t.Name)
+		}
+	}
+}

@@ -107,13 +107,13 @@ func TestParseRules(t *testing.T) {
 			"c.yaml:3:3: upstreams.\"crm.v1\": upstream name must match [a-zA-Z0-9_-]{1,32}",
 		}},
 		{"unknown upstream field", "version: 1\nupstreams:\n  crm: {base_url: http://a, retries: 3}\n", []string{
-			"c.yaml:3:29: upstreams.crm.retries: unknown field (known fields: kind, base_url, timeout, concurrency, max_response_bytes, idempotency_header, headers, retry, rate_limit, circuit_breaker, auth, endpoint, schema, openapi)",
+			"c.yaml:3:29: upstreams.crm.retries: unknown field (known fields: kind, base_url, timeout, concurrency, max_response_bytes, idempotency_header, headers, retry, rate_limit, circuit_breaker, auth, endpoint, schema, openapi, soap)",
 		}},
 		{"missing base_url", "version: 1\nupstreams:\n  crm: {timeout: 1s}\n", []string{
 			"c.yaml:3:3: upstreams.crm.base_url: required field is missing",
 		}},
-		{"unknown kind", "version: 1\nupstreams:\n  crm: {base_url: http://a, kind: soap}\n", []string{
-			"c.yaml:3:35: upstreams.crm.kind: unknown kind \"soap\": want rest or graphql",
+		{"unknown kind", "version: 1\nupstreams:\n  crm: {base_url: http://a, kind: corba}\n", []string{
+			"c.yaml:3:35: upstreams.crm.kind: unknown kind \"corba\": want rest, graphql or soap",
 		}},
 		{"relative base_url", "version: 1\nupstreams:\n  crm: {base_url: /api}\n", []string{
 			"c.yaml:3:19: upstreams.crm.base_url: must be an absolute http or https URL such as https://api.example.com/v1",

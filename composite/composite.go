@@ -221,6 +221,9 @@ type stepState struct {
 	decoded any
 	// skipped is set when the step did not run because a dependency failed.
 	skipped string
+	// cut is set when the step did not run because a dependency was cut
+	// by the deadline: the composite ran out of time, nothing failed.
+	cut bool
 }
 
 func (r *Runner) runComposite(ctx context.Context, c Call) (*toolbusv1.ToolResult, error) {
@@ -265,6 +268,7 @@ func (r *Runner) runComposite(ctx context.Context, c Call) (*toolbusv1.ToolResul
 					}
 					if ds.out.failed() || ds.skipped != "" {
 						blocked = d
+						st.cut = st.cut || ds.out.interrupted || ds.cut
 					}
 				}
 				if !ready {
@@ -322,7 +326,7 @@ func (r *Runner) runComposite(ctx context.Context, c Call) (*toolbusv1.ToolResul
 	if errors.Is(parent.Err(), context.Canceled) {
 		return nil, parent.Err() // the caller is gone
 	}
-	if failure != nil && (failure.skipped == "" || parent.Err() == nil) {
+	if failure != nil && !failure.cut {
 		return failedResult(c.Tool, failure), nil
 	}
 	for _, s := range comp.Steps {

@@ -155,7 +155,7 @@ func New(opts Options) (*Console, error) {
 		js:     opts.JS,
 		reader: projection.NewReader(opts.JS, opts.Catalog),
 		pages:  pages,
-		static: http.StripPrefix(BasePath+"/static/", http.FileServerFS(sub)),
+		static: staticHandler(sub),
 		feed:   newFeed(opts.Window, opts.Now),
 	}
 	c.auth = newAuthn(opts)
@@ -212,4 +212,16 @@ func randomToken() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // never fails (crypto/rand)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// staticHandler serves the embedded assets, without directory listings.
+func staticHandler(fsys fs.FS) http.Handler {
+	files := http.StripPrefix(BasePath+"/static/", http.FileServerFS(fsys))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }

@@ -176,7 +176,9 @@ func TestPagesRenderWithSecurityHeaders(t *testing.T) {
 	if err := events.Publish(r.nc, events.SubjectCall, &events.Call{Time: time.Now(), ID: "call-1", Tool: "get_customer", Upstream: "crm", Outcome: "ok", DurationMS: 1.5, TraceID: "0af7651916cd43dd8448eb211c80319c"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return strings.Contains(readBody(t, r.do("GET", "/console/api/calls", adminKey, nil, nil)), "call-1") })
+	waitFor(t, func() bool {
+		return strings.Contains(readBody(t, r.do("GET", "/console/api/calls", adminKey, nil, nil)), "call-1")
+	})
 
 	tests := []struct {
 		give string

@@ -288,6 +288,10 @@ func FormatDuration(d time.Duration) string {
 		return d.Round(time.Second).String()
 	case d >= time.Second:
 		return d.Round(100 * time.Millisecond).String()
+	case d >= 100*time.Millisecond:
+		// A budget measured from a deadline is a few milliseconds short of
+		// the configured timeout ("296ms"); say the round figure people set.
+		return d.Round(10 * time.Millisecond).String()
 	case d >= time.Millisecond:
 		return d.Round(time.Millisecond).String()
 	}

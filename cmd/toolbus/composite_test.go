@@ -326,10 +326,24 @@ func TestCompositeTool(t *testing.T) {
 
 		// One trace: the call span, one span per step under it, and the
 		// workers' spans in the same trace.
-		spans := waitSpans(t, rig.tel, rig.exp, traceID, 12)
 		var callSpan sdktrace.ReadOnlySpan
 		steps := map[string]sdktrace.ReadOnlySpan{}
 		workerTools := map[string]bool{}
+		// Spans arrive in batches: wait until every worker's span is in.
+		var spans []sdktrace.ReadOnlySpan
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			spans = waitSpans(t, rig.tel, rig.exp, traceID, 12)
+			tools := map[string]bool{}
+			for _, sp := range spans {
+				if v, ok := attrOf(sp, telemetry.AttrTool); ok && strings.Contains(serviceOf(sp), svcRESTWork) {
+					tools[v.AsString()] = true
+				}
+			}
+			if len(tools) >= 4 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		for _, sp := range spans {
 			switch {
 			case sp.Name() == "tools/call dashboard":

@@ -604,6 +604,8 @@ func (r *faultRig) webhookStore(t *testing.T) (map[string]int, uint64) {
 		stored[ev.Id]++
 	}
 	var pending uint64
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		info, err := js.Consumer(ctx, bus.StreamWebhooks, stateupdater.ConsumerName("payments"))
 		if err != nil {

@@ -32,9 +32,11 @@ type reliability struct {
 	rel   *upstream.Reliability
 }
 
-func newReliability(js jetstream.JetStream) *reliability {
+// newReliability shares state through js and reports retries, quota waits
+// and circuit changes to obs (spans and metrics).
+func newReliability(js jetstream.JetStream, obs upstream.Observer) *reliability {
 	st := upstream.NewSharedState(js)
-	return &reliability{state: st, rel: upstream.NewReliability(upstream.ReliabilityOptions{State: st})}
+	return &reliability{state: st, rel: upstream.NewReliability(upstream.ReliabilityOptions{State: st, Observer: obs})}
 }
 
 // httpOptions are the upstream client options of every worker.

@@ -33,6 +33,7 @@ import (
 	stateupdater "github.com/toolbus/toolbus/services/state-updater"
 	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
 	"github.com/toolbus/toolbus/telemetry"
+	"github.com/toolbus/toolbus/upstream"
 )
 
 // Service names accepted by --services.
@@ -271,7 +272,11 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 
 	// The workers' shared reliability state starts first: it binds the
 	// KV buckets the topology creates (cmd/toolbus/reliability.go).
-	rel := newReliability(js)
+	relMetrics, err := telemetry.NewReliabilityMetrics(tel.MeterProvider())
+	if err != nil {
+		return fmt.Errorf("reliability metrics: %w", err)
+	}
+	rel := newReliability(js, upstream.TelemetryObserver(relMetrics))
 
 	// Construct services (no side effects) so handlers can be mounted before
 	// NATS is reachable; they answer 503 until started.
@@ -293,11 +298,13 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 			edges = append(edges, front)
 		case svcGraphQL:
 			w, err := graphqlworker.New(graphqlworker.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcGraphQL),
-				HTTP: rel.httpOptions(), AckWait: cfg.rel.ackWait})
+				HTTP: rel.httpOptions(), AckWait: cfg.rel.ackWait, MaxDeliver: cfg.rel.maxDeliver,
+				TracerProvider: tel.TracerProvider(svcGraphQL), MeterProvider: tel.MeterProvider()})
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			svcs = append(svcs, w)
+			workers = append(workers, w)
 		case svcRESTWork:
 			w, err := restworker.New(restworker.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcRESTWork),
 				HTTP: rel.httpOptions(), AckWait: cfg.rel.ackWait, MaxDeliver: cfg.rel.maxDeliver,

@@ -126,7 +126,12 @@ test("operator console end to end in headless Chromium", { timeout: 240_000 }, a
   assert.ok(fs.existsSync(chromiumPath), `${chromiumPath} missing (console/e2e/setup.sh installs it)`);
   fs.mkdirSync(shots, { recursive: true });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "toolbus-console-e2e-"));
-  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  // Clean-ups run in reverse order of registration, like defers.
+  const cleanups = [];
+  t.after(async () => {
+    for (const f of cleanups.reverse()) await f();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
 
   const p = { http: await freePort(), grpc: await freePort(), nats: await freePort(), crm: await freePort(), gql: await freePort() };
   const adminKey = "ops-" + randomBytes(24).toString("hex");
@@ -138,6 +143,7 @@ test("operator console end to end in headless Chromium", { timeout: 240_000 }, a
   delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
   delete env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
   const origin = `http://127.0.0.1:${p.http}`;
+  let failed = true; // until the last step passed
 
   // The system under test: every service, embedded NATS, the demo CRM.
   const logFile = path.join(tmp, "toolbus.log");
@@ -147,13 +153,13 @@ test("operator console end to end in headless Chromium", { timeout: 240_000 }, a
     "--upstream", `127.0.0.1:${p.crm}`, "--graphql-upstream", `127.0.0.1:${p.gql}`,
     "--data", path.join(tmp, "data"), "--log-level", "info"], { env, stdio: ["ignore", log, log] });
   const exited = new Promise((resolve) => proc.on("exit", resolve));
-  t.after(async () => {
+  cleanups.push(async () => {
     proc.kill("SIGTERM");
     const code = await Promise.race([exited, sleep(15000).then(() => "timeout")]);
     if (code === "timeout") proc.kill("SIGKILL");
     fs.closeSync(log);
+    if (failed) process.stderr.write("--- toolbus log (tail) ---\n" + fs.readFileSync(logFile, "utf8").slice(-8000));
   });
-  t.after(() => { if (process.exitCode || t.signal?.aborted) process.stderr.write(fs.readFileSync(logFile, "utf8").slice(-8000)); });
   await until("toolbus ready", async () => (await fetch(`${origin}/readyz`)).ok, 60000);
 
   const toolbus = (args) => run(bin, args, { env, timeout: 30000 });
@@ -165,7 +171,7 @@ test("operator console end to end in headless Chromium", { timeout: 240_000 }, a
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: chromiumPath, headless: true, args: chromiumFlags, viewport: { width: 1360, height: 860 },
   });
-  t.after(() => context.close());
+  cleanups.push(() => context.close());
   const requests = [];
   context.on("request", (r) => requests.push(r.url()));
   const page = context.pages()[0] || (await context.newPage());
@@ -180,6 +186,9 @@ test("operator console end to end in headless Chromium", { timeout: 240_000 }, a
     await page.getByLabel("API key or access token").fill("not-a-key");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByText("This credential was not accepted.").waitFor();
+    // The refused sign-in answers 401, which Chromium logs; that one is expected.
+    assert.deepEqual(pageErrors, ["Failed to load resource: the server responded with a status of 401 (Unauthorized)"]);
+    pageErrors.length = 0;
     await page.screenshot({ path: path.join(shots, "login.png") });
     await page.getByLabel("API key or access token").fill(adminKey);
     await page.getByRole("button", { name: "Sign in" }).click();
@@ -294,5 +303,6 @@ test("operator console end to end in headless Chromium", { timeout: 240_000 }, a
     const outside = requests.filter((u) => !u.startsWith("data:") && new URL(u).origin !== origin);
     assert.deepEqual(outside, [], "requests outside the console's origin");
     assert.deepEqual(pageErrors, [], "errors logged by the page");
+    failed = false;
   });
 });

@@ -445,3 +445,10 @@ func (h *handler) redact(msg string) string {
 }
 
 var _ bus.CallHandler = (*handler)(nil).handle
+
+// mutating reports whether the call runs a mutation, whose result is kept
+// under its idempotency key.
+func (h *handler) mutating(call *toolbusv1.ToolCall) bool {
+	r, ok := h.routes[call.Tool]
+	return ok && r.tool.Mutating()
+}

@@ -16,6 +16,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"slices"
 	"strings"
@@ -56,6 +58,10 @@ type Options struct {
 	// HTTP configures every upstream client (its layers: retry, quota and
 	// auth plug in here).
 	HTTP upstream.Options
+	// TracerProvider and MeterProvider record the consume/process spans and
+	// the worker metrics (no-op when nil).
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
 }
 
 // Service is a running GraphQL worker.
@@ -144,7 +150,15 @@ func (s *Service) Start(ctx context.Context) error {
 	case s.worker != nil:
 		return errors.New("graphql-worker: already started")
 	}
-	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log})
+	// Mutations answer from their stored result when their idempotency key
+	// was seen (a crash redelivery, a client retry), as REST calls do.
+	results, err := bus.OpenResultStore(ctx, s.opts.JS)
+	if err != nil {
+		return fmt.Errorf("graphql-worker: %w", err)
+	}
+	handle := results.Remember(s.h.handle, s.h.mutating)
+	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
+		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
 		cc := bus.CallConsumer{
 			Kind:        string(catalog.KindGraphQL),
@@ -153,7 +167,7 @@ func (s *Service) Start(ctx context.Context) error {
 			AckWait:     s.opts.AckWait,
 			MaxDeliver:  s.opts.MaxDeliver,
 		}
-		if err := w.ServeCalls(ctx, cc, s.h.handle); err != nil {
+		if err := w.ServeCalls(ctx, cc, handle); err != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = w.Shutdown(sctx)

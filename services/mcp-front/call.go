@@ -52,6 +52,9 @@ type callRequest struct {
 	sessionID string
 	// caller is the authenticated caller; nil without authentication.
 	caller *mcpauth.Identity
+	// progress, when set, receives the worker's progress reports (the
+	// MCP client sent a progress token).
+	progress func(context.Context, bus.Progress)
 }
 
 // call is the one path every tools/call takes, MCP or gRPC: validate,
@@ -124,6 +127,22 @@ func (s *Service) perform(ctx context.Context, start time.Time, req callRequest,
 	tc.Deadline = timestamppb.New(deadline)
 	tc.AcceptedAt = timestamppb.New(start)
 
+	publish := func() (*toolbusv1.ToolResult, error, error) {
+		return s.publish(ctx, cctx, caller, req, tc, timeout, start, deadline, clientDeadline)
+	}
+	if res, cause, err, ok := s.cached(cctx, req, tc.CatalogDigest, publish); ok { // cache.go
+		return res, cause, err
+	}
+	return publish()
+}
+
+// publish sends the call on the bus and waits for its answer.
+func (s *Service) publish(ctx, cctx context.Context, caller *bus.Caller, req callRequest, tc *toolbusv1.ToolCall, timeout time.Duration, start, deadline time.Time, clientDeadline bool) (res *toolbusv1.ToolResult, cause, err error) {
+	t := req.tool
+	if req.progress != nil { // progress.go
+		stop := s.forwardProgress(ctx, caller.ReplySubject(tc.Id), req.progress)
+		defer stop()
+	}
 	res, err = caller.Call(cctx, t.subject, tc)
 	switch {
 	case err == nil:

@@ -80,6 +80,10 @@ type Service struct {
 	metrics *telemetry.CallMetrics
 	// state serves projections; nil when the catalog has none.
 	state *stateSurface
+	// cache and conts are opened by Start (cache.go, continue.go); nil
+	// when their buckets are unavailable.
+	cache *frontCache
+	conts *bus.Continuations
 
 	// mu orders admissions against Shutdown: once closing is set, no call
 	// joins inflight, so waiting on inflight cannot miss one.
@@ -148,6 +152,7 @@ func New(opts Options) (*Service, error) {
 		s.tools[ct.Name] = ft
 		s.server.AddTool(ft.mcp, s.mcpToolHandler(ft))
 	}
+	s.addCatalogExtras(opts.Catalog) // continue.go, widgets.go
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.server }, &mcp.StreamableHTTPOptions{
 		Stateless:      opts.Stateless,
 		Logger:         log,
@@ -189,6 +194,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mcpfront: start: %w", err)
 	}
+	s.openStores(ctx) // continue.go
 	s.mu.Lock()
 	s.caller = c
 	s.mu.Unlock()

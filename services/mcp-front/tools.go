@@ -120,7 +120,8 @@ func (s *Service) mcpToolHandler(ft *frontTool) mcp.ToolHandler {
 			session = req.Session.ID()
 		}
 		ctx = mcpTraceContext(ctx, req)
-		res, err := s.call(ctx, callRequest{tool: ft, args: req.Params.Arguments, idempotencyKey: key, via: "mcp", caller: caller, sessionID: session})
+		res, err := s.call(ctx, callRequest{tool: ft, args: req.Params.Arguments, idempotencyKey: key, via: "mcp", caller: caller, sessionID: session,
+			progress: mcpProgress(req)}) // progress.go
 		if err != nil {
 			var argErr *catalog.ArgumentError
 			switch {
@@ -140,7 +141,7 @@ func (s *Service) mcpToolHandler(ft *frontTool) mcp.ToolHandler {
 			}
 			return nil, err
 		}
-		return mcpResult(res), nil
+		return withResultMeta(mcpResult(res), ft.cat, res), nil // continue.go
 	}
 }
 

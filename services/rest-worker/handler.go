@@ -32,6 +32,9 @@ type handler struct {
 	// secrets are the catalog header values of served upstreams, removed
 	// from every error message in case an upstream echoes a credential.
 	secrets []string
+	// publish sends progress messages (paginate.go); nil in tests that
+	// need none.
+	publish func(subject string, data []byte) error
 }
 
 // newHandler compiles the tools of the given upstreams and builds one HTTP
@@ -139,6 +142,9 @@ func (h *handler) handle(ctx context.Context, call *toolbusv1.ToolCall, _ bus.De
 	if err != nil {
 		return h.failedErr(r, err, 0, 0), nil
 	}
+	if r.tool.Paging != nil {
+		return h.handlePaged(ctx, call, r, args, start, budget) // paginate.go
+	}
 	// The caller travels to the auth layer, which forwards or exchanges
 	// its token when the upstream's auth says so.
 	ctx = upstream.WithRoute(ctx, call.Upstream, r.tool.Path)
@@ -160,6 +166,7 @@ func (h *handler) handle(ctx context.Context, call *toolbusv1.ToolCall, _ bus.De
 		te := upstream.Classify(r.tool.Name, r.tool.Upstream.Name, budget, err)
 		return h.failed(te, int32(upstream.Attempts(err)), time.Since(start)), nil
 	}
+	markNoStore(ctx, resp.Header) // cache.go
 	res := mapResponse(r, resp)
 	if res.Error != nil {
 		res.Error.Message = h.redact(res.Error.Message)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/shape"
 	"github.com/toolbus/toolbus/telemetry"
 	"github.com/toolbus/toolbus/upstream"
 )
@@ -117,6 +118,7 @@ func New(opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rest-worker: %w", err)
 	}
+	h.publish = opts.NC.Publish
 	return &Service{opts: opts, log: opts.Logger.With("service", "rest-worker", "instance", opts.Instance), upstreams: ups, h: h}, nil
 }
 
@@ -174,7 +176,19 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rest-worker: %w", err)
 	}
-	handle := results.Remember(s.h.handle, s.h.mutating)
+	// Shaping (jq, drop, cap) runs on the merged pages; the cache keeps
+	// the shaped answer; results keep what the caller finally got.
+	conts, err := bus.OpenContinuations(ctx, s.opts.JS)
+	if err != nil {
+		return fmt.Errorf("rest-worker: %w", err)
+	}
+	cache, err := bus.OpenResultCache(ctx, s.opts.JS)
+	if err != nil {
+		return fmt.Errorf("rest-worker: %w", err)
+	}
+	lookup := s.opts.Catalog.Tool
+	shaped := shape.Middleware(lookup, conts)(s.h.handle)
+	handle := results.Remember(cacheMiddleware(cache, lookup, s.log)(shaped), s.h.mutating)
 	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
 		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
