@@ -28,7 +28,7 @@ build: ## Build bin/toolbus.
 .PHONY: test
 test: tools $(BIN)/jaeger openapi-specs proto-check vet ## Run the whole test suite (unit, integration, process end-to-end, manifests, cluster, short fuzz).
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
-	$(MAKE) --no-print-directory k8s-validate cluster-test fuzz-short bench-smoke
+	$(MAKE) --no-print-directory k8s-validate cluster-test fuzz-short bench-smoke console-e2e
 
 .PHONY: vet
 vet: ## go vet every module.
@@ -59,6 +59,11 @@ $(BIN)/nats-server $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc: tools/go.mod
 
 $(BIN)/buf: tools/buf/go.mod
 	cd tools/buf && GOWORK=off $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf
+
+.PHONY: console-e2e
+console-e2e: build ## Operator console end to end in Debian's headless Chromium (installs chromium + pinned playwright-core on first run).
+	console/e2e/setup.sh
+	cd console/e2e && TOOLBUS_BIN=$(BIN)/toolbus SCREENSHOT_DIR=$${SCREENSHOT_DIR:-$$(mktemp -d)} node --test --test-reporter=spec console.test.mjs
 
 .PHONY: openapi-specs
 openapi-specs: ## Fetch the pinned large OpenAPI documents (Stripe, GitHub) that the openapi tests and benchmarks import.

@@ -60,6 +60,13 @@ func CallConsumerName(kind, upstream string) string {
 	return "calls-" + kind + "-" + upstream
 }
 
+// StateConsumerName is the durable consumer on WEBHOOKS that feeds one
+// projection, shared by every state-updater replica. Like the call
+// consumers, the Kubernetes scalers watch it.
+func StateConsumerName(projection string) string {
+	return "state-" + projection
+}
+
 // WebhookSubject is the subject a verified webhook event is published on.
 // The event type is sanitised into one subject token.
 func WebhookSubject(source, eventType string) string {

@@ -118,7 +118,7 @@ func (p *parser) restPagination(t *Tool, n *yaml.Node, schema *yaml.Node, field 
 			}
 		}
 	}
-	if pg.Style == "" {
+	if ms.get("style") == nil {
 		p.errorf(n, field+".style", "required field is missing: cursor, page, offset or link")
 	}
 	if pg.Style == StyleCursor && len(pg.NextCursorPath) == 0 {

@@ -23,7 +23,7 @@ const (
 	BytesPerToken = 4
 	// MaxCacheTTL bounds cache.ttl: cached answers are a convenience,
 	// never a replacement for the upstream.
-	MaxCacheTTL = time.Hour
+	MaxCacheTTL = 10 * time.Minute
 	// ContinueSuffix names the tool generated for every capped tool, which
 	// returns the next part of a capped answer.
 	ContinueSuffix = "_continue"

@@ -6,7 +6,7 @@
 // replay, discard), recent webhook deliveries and the projections' state
 // with each entity's history.
 //
-// Pages are rendered on the server with html/template; a few hundred lines
+// Pages are rendered on the server with html/template; about 130 lines
 // of vanilla JavaScript add live updates and filtering. Every asset is
 // embedded, and the Content-Security-Policy forbids the page from reaching
 // anything but its own origin.

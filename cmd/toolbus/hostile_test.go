@@ -25,12 +25,13 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/toolbus/toolbus/console"
+	"github.com/toolbus/toolbus/examples/crm"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 )
 
 // serveInProcessWith is serveInProcess with the services, gRPC listener
 // and a fresh embedded NATS chosen by the test.
-func serveInProcessWith(t *testing.T, catalogPath string, grpcAddr string) addrs {
+func serveInProcessWith(t *testing.T, catalogPath string, grpcAddr string, tweak ...func(*serveConfig)) addrs {
 	t.Helper()
 	cfg := serveConfig{
 		catalogPath: catalogPath,
@@ -45,6 +46,9 @@ func serveInProcessWith(t *testing.T, catalogPath string, grpcAddr string) addrs
 		instance:    "hostile",
 		replicas:    1,
 		console:     consoleConfig{adminScope: console.DefaultAdminScope},
+	}
+	for _, f := range tweak {
+		f(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan addrs, 1)
@@ -423,4 +427,87 @@ tools:
 	if _, err := client.ListTools(ctx, &toolbusv1.ListToolsRequest{}); err != nil {
 		t.Errorf("gRPC ListTools with the app key: %v", err)
 	}
+}
+
+// TestPerCallerConcurrencyLimit: a caller with --max-calls-per-caller
+// calls in progress gets a rate_limited tool error for the next one, at
+// once and without reaching the upstream, while another caller is served.
+func TestPerCallerConcurrencyLimit(t *testing.T) {
+	keyA, keyB := "caller-a-key-0123456789", "caller-b-key-0123456789"
+	sum := func(k string) string { h := sha256.Sum256([]byte(k)); return hex.EncodeToString(h[:]) }
+	up, upURL := startCRM(t)
+	hang, err := up.AddFault(crm.Fault{Method: "GET", Path: "/api/v1/customers/7", Action: crm.FaultHang})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := writeCatalog(t, fmt.Sprintf(`version: 1
+auth:
+  resource: http://127.0.0.1/mcp
+  api_keys:
+    - {name: a, sha256: %s, scopes: [tools.read]}
+    - {name: b, sha256: %s, scopes: [tools.read]}
+upstreams:
+  crm:
+    base_url: %s/api/v1
+    timeout: 20s
+tools:
+  - name: get_customer
+    description: Fetch one customer by id.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema:
+      type: object
+      properties:
+        id: {type: integer}
+      required: [id]
+`, sum(keyA), sum(keyB), upURL))
+	const limit = 2
+	a := serveInProcessWith(t, cat, "127.0.0.1:0", func(c *serveConfig) { c.rel.maxCallsPerCaller = limit })
+	conn, err := grpc.NewClient(a.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := toolbusv1.NewToolServiceClient(conn)
+	call := func(ctx context.Context, key string, id float64) (*toolbusv1.CallToolResponse, error) {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+		return client.CallTool(ctx, &toolbusv1.CallToolRequest{Name: "get_customer", Arguments: &structpb.Struct{Fields: map[string]*structpb.Value{"id": structpb.NewNumberValue(id)}}})
+	}
+	held, stopHeld := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range limit {
+		wg.Go(func() { _, _ = call(held, keyA, 7) })
+	}
+	defer func() { stopHeld(); up.RemoveFault(hang); wg.Wait() }()
+	waitUntil(t, "caller A's calls reaching the upstream", 10*time.Second, func() bool { return up.Stats().InFlight == limit })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	res, err := call(ctx, keyA, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Error == nil || res.Error.Code != "caller_concurrency_exceeded" || res.Error.Class != toolbusv1.ErrorClass_ERROR_CLASS_RATE_LIMITED || !res.Error.Retryable {
+		t.Errorf("caller A's call over the limit: %v, want a retryable caller_concurrency_exceeded", res)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("the refusal took %v: it must not wait", d)
+	}
+	if n := up.Stats().Routes["GET /api/v1/customers/{id}"]; n != limit {
+		t.Errorf("upstream saw %d requests, want %d: the refused call must not reach it", n, limit)
+	}
+	res, err = call(ctx, keyB, 1)
+	if err != nil || res.Error != nil {
+		t.Errorf("caller B while A is at its limit: %v %v", res, err)
+	}
+	// A's slots come back when its calls end.
+	stopHeld()
+	up.RemoveFault(hang)
+	wg.Wait()
+	waitUntil(t, "caller A's slots being released", 10*time.Second, func() bool {
+		res, err := call(ctx, keyA, 1)
+		return err == nil && res.Error == nil
+	})
 }

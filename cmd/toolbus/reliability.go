@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/bus"
+	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
 	"github.com/toolbus/toolbus/upstream"
 )
 
@@ -16,12 +17,15 @@ type reliabilityConfig struct {
 	ackWait    time.Duration
 	maxDeliver int
 	resultTTL  time.Duration
+	// maxCallsPerCaller bounds one caller's calls in flight at mcp-front.
+	maxCallsPerCaller int
 }
 
 func (c *reliabilityConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ackWait, "ack-wait", 0, "how long a call held by a worker that stopped heart-beating (a crash) waits before another replica takes it; 0 for the worker's default (15s)")
 	fs.IntVar(&c.maxDeliver, "max-deliver", 0, "deliveries of one call before it is dead-lettered; 0 for the worker's default (5)")
 	fs.DurationVar(&c.resultTTL, "result-ttl", bus.DefaultResultTTL, "how long results of mutating calls are kept by idempotency key (bucket "+bus.BucketResults+")")
+	fs.IntVar(&c.maxCallsPerCaller, "max-calls-per-caller", mcpfront.DefaultMaxCallsPerCaller, "calls one caller (authenticated subject, else MCP session) may have in progress at mcp-front; more get a rate_limited tool error; -1 for no limit")
 }
 
 // reliability is the process's shared reliability state: started before

@@ -290,7 +290,7 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		switch name {
 		case svcMCPFront:
 			front, err = mcpfront.New(mcpfront.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcMCPFront), Stateless: cfg.stateless, Version: version, Auth: authn,
-				TracerProvider: tel.TracerProvider(svcMCPFront), MeterProvider: tel.MeterProvider()})
+				TracerProvider: tel.TracerProvider(svcMCPFront), MeterProvider: tel.MeterProvider(), MaxCallsPerCaller: cfg.rel.maxCallsPerCaller})
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}

@@ -95,6 +95,11 @@ func (s *Service) perform(ctx context.Context, start time.Time, req callRequest,
 	if err != nil {
 		return nil, nil, err
 	}
+	release, ok := s.perCaller.acquire(limitKey(req))
+	if !ok {
+		return tooManyCalls(t, s.perCaller.max), nil, nil
+	}
+	defer release()
 	caller, err := s.admit()
 	if err != nil {
 		return shuttingDown(t), err, nil

@@ -54,6 +54,9 @@ type Options struct {
 	// (package telemetry); no-op when nil.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
+	// MaxCallsPerCaller bounds one caller's calls in flight (callerlimit.go):
+	// 0 for DefaultMaxCallsPerCaller, negative for no limit.
+	MaxCallsPerCaller int
 }
 
 // sessionIdleTimeout closes stateful MCP sessions that clients abandoned
@@ -74,6 +77,8 @@ type Service struct {
 	handler http.Handler
 
 	caller *bus.Caller
+	// perCaller bounds each caller's calls in flight; nil for no limit.
+	perCaller *callerLimiter
 
 	tp      trace.TracerProvider
 	tracer  trace.Tracer
@@ -118,6 +123,8 @@ func New(opts Options) (*Service, error) {
 		inst:  opts.Instance,
 		log:   log,
 		tools: make(map[string]*frontTool, len(opts.Catalog.Tools)),
+
+		perCaller: newCallerLimiter(opts.MaxCallsPerCaller),
 	}
 	s.tp = opts.TracerProvider
 	if s.tp == nil {

@@ -46,7 +46,7 @@ var retryBackOff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Secon
 
 // ConsumerName is the durable consumer of a projection: an operational
 // contract (scalers and `toolbus webhooks` read it).
-func ConsumerName(projectionName string) string { return "state-" + projectionName }
+func ConsumerName(projectionName string) string { return bus.StateConsumerName(projectionName) }
 
 // FilterSubjects are the WEBHOOKS subjects of a projection's sources.
 func FilterSubjects(p *catalog.Projection) []string {

@@ -235,9 +235,9 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			replaceIn(t, &cat, "\nupstreams:\n", "\nupstreams:\n  billing:\n    base_url: http://billing.example\n")
 			cm.Data["catalog.yaml"] = cat
 		}, "keda", "ScaledObject/rest-worker", "calls-rest-billing"},
-		{"placeholder consumer replaced by guess", "prod", func(t *testing.T, s *Set) {
+		{"state consumer guessed instead of derived", "prod", func(t *testing.T, s *Set) {
 			scaledObject(t, s, "state-updater").Spec.Triggers[0].Metadata["consumer"] = "state-updater"
-		}, "keda", "ScaledObject/state-updater", PendingStateUpdaterConsumer},
+		}, "keda", "ScaledObject/state-updater", "state-payments"},
 		{"target is not a Deployment of the render", "prod", func(t *testing.T, s *Set) {
 			scaledObject(t, s, "rest-worker").Spec.ScaleTargetRef.Name = "rest"
 		}, "keda", "ScaledObject/rest-worker", "not a Deployment"},

@@ -14,11 +14,6 @@ import (
 	"github.com/toolbus/toolbus/catalog"
 )
 
-// PendingStateUpdaterConsumer is the placeholder the manifests use for the
-// state-updater's consumer on the WEBHOOKS stream until its design lands in
-// package bus. Replace it with the bus function then; the check below makes
-// the manifests follow.
-const PendingStateUpdaterConsumer = "TODO-state-updater-consumer"
 
 // Services by how they scale.
 var (
@@ -32,25 +27,34 @@ type backlog struct{ Stream, Consumer string }
 // expectedBacklog returns the consumers a worker Deployment must scale on,
 // computed with package bus from the deployed catalog.
 func expectedBacklog(target string, cat *catalog.Catalog) ([]backlog, error) {
-	var kind catalog.Kind
+	var kinds []catalog.Kind
 	switch target {
 	case "rest-worker":
-		kind = catalog.KindREST
+		// The rest-worker also serves SOAP upstreams (calls-soap-<name>).
+		kinds = []catalog.Kind{catalog.KindREST, catalog.KindSOAP}
 	case "graphql-worker":
-		kind = catalog.KindGraphQL
+		kinds = []catalog.Kind{catalog.KindGraphQL}
 	case "state-updater":
-		return []backlog{{bus.StreamWebhooks, PendingStateUpdaterConsumer}}, nil
+		var out []backlog
+		for name := range cat.Projections {
+			out = append(out, backlog{bus.StreamWebhooks, bus.StateConsumerName(name)})
+		}
+		if len(out) == 0 {
+			return nil, fmt.Errorf("the catalog has no projection, so %s has no consumer to scale on", target)
+		}
+		slices.SortFunc(out, func(a, b backlog) int { return strings.Compare(a.Consumer, b.Consumer) })
+		return out, nil
 	default:
 		return nil, fmt.Errorf("%s consumes no JetStream backlog that Toolbus knows of", target)
 	}
 	var out []backlog
 	for _, u := range cat.Upstreams {
-		if u.Kind == kind {
-			out = append(out, backlog{bus.StreamCalls, bus.CallConsumerName(string(kind), u.Name)})
+		if slices.Contains(kinds, u.Kind) {
+			out = append(out, backlog{bus.StreamCalls, bus.CallConsumerName(string(u.Kind), u.Name)})
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("the catalog has no %s upstream, so %s has no consumer to scale on", kind, target)
+		return nil, fmt.Errorf("the catalog has no %v upstream, so %s has no consumer to scale on", kinds, target)
 	}
 	slices.SortFunc(out, func(a, b backlog) int { return strings.Compare(a.Consumer, b.Consumer) })
 	return out, nil

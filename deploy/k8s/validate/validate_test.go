@@ -92,7 +92,7 @@ func TestScalersUseTheCodesNames(t *testing.T) {
 	want := map[string][]string{
 		"rest-worker":    {"CALLS/calls-rest-crm"},
 		"graphql-worker": {"CALLS/calls-graphql-crmgraphql"},
-		"state-updater":  {"WEBHOOKS/" + PendingStateUpdaterConsumer},
+		"state-updater":  {"WEBHOOKS/state-payments"},
 	}
 	for k, v := range want {
 		if !slices.Equal(got[k], v) {
