@@ -70,7 +70,7 @@ func (s *Service) call(ctx context.Context, req callRequest) (*toolbusv1.ToolRes
 		Tool:          t.name,
 		Upstream:      t.upstream,
 		Kind:          t.kind,
-		CatalogDigest: s.cat.Digest,
+		CatalogDigest: s.current().cat.Digest,
 	}
 	ctx, span := s.startCallSpan(ctx, req, tc.Id, req.sessionID)
 	defer span.End()

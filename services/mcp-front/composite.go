@@ -39,7 +39,7 @@ func (s *Service) runVirtual(ctx context.Context, caller *bus.Caller, req callRe
 	if key == "" {
 		key = tc.Id
 	}
-	r := &composite.Runner{Bus: caller, Tracer: s.tracer, CatalogDigest: s.cat.Digest,
+	r := &composite.Runner{Bus: caller, Tracer: s.tracer, CatalogDigest: s.current().cat.Digest,
 		CallerFor: func(t *catalog.Tool) *toolbusv1.Caller {
 			if req.caller == nil {
 				return nil

@@ -30,15 +30,16 @@ type toolService struct {
 var _ toolbusv1.ToolServiceServer = toolService{}
 
 func (ts toolService) ListTools(context.Context, *toolbusv1.ListToolsRequest) (*toolbusv1.ListToolsResponse, error) {
-	tools := make([]*toolbusv1.Tool, 0, len(ts.s.cat.Tools))
-	for _, t := range ts.s.cat.Tools {
-		tools = append(tools, ts.s.tools[t.Name].proto)
+	cur := ts.s.current()
+	tools := make([]*toolbusv1.Tool, 0, len(cur.cat.Tools))
+	for _, t := range cur.cat.Tools {
+		tools = append(tools, cur.tools[t.Name].proto)
 	}
 	return &toolbusv1.ListToolsResponse{Tools: tools}, nil
 }
 
 func (ts toolService) CallTool(ctx context.Context, req *toolbusv1.CallToolRequest) (*toolbusv1.CallToolResponse, error) {
-	ft, ok := ts.s.tools[req.GetName()]
+	ft, ok := ts.s.current().tools[req.GetName()]
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "unknown tool %q", req.GetName())
 	}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -89,6 +90,9 @@ type Service struct {
 	// when their buckets are unavailable.
 	cache *frontCache
 	conts *bus.Continuations
+	// cur is the catalog being served and its tools (reload.go); cat is
+	// the one the service started with.
+	cur atomic.Pointer[served]
 
 	// mu orders admissions against Shutdown: once closing is set, no call
 	// joins inflight, so waiting on inflight cannot miss one.
@@ -160,6 +164,9 @@ func New(opts Options) (*Service, error) {
 		s.server.AddTool(ft.mcp, s.mcpToolHandler(ft))
 	}
 	s.addCatalogExtras(opts.Catalog) // continue.go, widgets.go
+	first := &served{cat: opts.Catalog, tools: s.tools}
+	first.extraTools, first.widgets = extraNames(opts.Catalog)
+	s.cur.Store(first)
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.server }, &mcp.StreamableHTTPOptions{
 		Stateless:      opts.Stateless,
 		Logger:         log,

@@ -14,7 +14,6 @@ import (
 	"github.com/toolbus/toolbus/catalog"
 )
 
-
 // Services by how they scale.
 var (
 	cpuScaled     = []string{"mcp-front", "webhook-ingest"}
