@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -25,7 +26,7 @@ import (
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
-	"github.com/toolbus/toolbus/shape"
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 	"github.com/toolbus/toolbus/telemetry"
 	"github.com/toolbus/toolbus/upstream"
 )
@@ -72,6 +73,10 @@ type Service struct {
 	log       *slog.Logger
 	upstreams []*catalog.Upstream
 	h         *handler
+	// gen is the catalog being served (reload.go); stores are opened by
+	// Start.
+	gen    atomic.Pointer[generation]
+	stores stores
 
 	mu      sync.Mutex
 	worker  *bus.Worker
@@ -186,9 +191,12 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("rest-worker: %w", err)
 	}
-	lookup := s.opts.Catalog.Tool
-	shaped := shape.Middleware(lookup, conts)(s.h.handle)
-	handle := results.Remember(cacheMiddleware(cache, lookup, s.log)(shaped), s.h.mutating)
+	s.stores = stores{results: results, conts: conts, cache: cache}
+	s.gen.Store(s.newGeneration(s.opts.Catalog, s.h))
+	// Each call runs on the generation current when it arrives (reload.go).
+	handle := func(ctx context.Context, call *toolbusv1.ToolCall, d bus.Delivery) (*toolbusv1.ToolResult, error) {
+		return s.gen.Load().handle(ctx, call, d)
+	}
 	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
 		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
@@ -241,5 +249,8 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		err = w.Shutdown(ctx)
 	}
 	s.h.closeIdle()
+	if g := s.gen.Load(); g != nil {
+		g.h.closeIdle()
+	}
 	return err
 }

@@ -1,0 +1,72 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// CatalogKey is the key of the applied catalog in BucketCatalog. The value
+// is opaque to the bus (cmd/toolbus encodes a catalog bundle).
+const CatalogKey = "catalog"
+
+// PutCatalog stores an applied catalog and returns its revision.
+func PutCatalog(ctx context.Context, js jetstream.JetStream, value []byte) (uint64, error) {
+	kv, err := js.KeyValue(ctx, BucketCatalog)
+	if err != nil {
+		return 0, fmt.Errorf("catalog bucket %s: %w (is the bus topology applied?)", BucketCatalog, err)
+	}
+	rev, err := kv.Put(ctx, CatalogKey, value)
+	if err != nil {
+		return 0, fmt.Errorf("store catalog: %w", err)
+	}
+	return rev, nil
+}
+
+// CatalogWatch delivers applied catalogs until Stop.
+type CatalogWatch struct {
+	w    jetstream.KeyWatcher
+	done chan struct{}
+	once sync.Once
+}
+
+// WatchCatalog calls fn with the applied catalog, if any, and then with
+// every catalog applied later, in order, from one goroutine that Stop ends.
+func WatchCatalog(ctx context.Context, js jetstream.JetStream, fn func(value []byte, revision uint64)) (*CatalogWatch, error) {
+	kv, err := js.KeyValue(ctx, BucketCatalog)
+	if err != nil {
+		return nil, fmt.Errorf("catalog bucket %s: %w (is the bus topology applied?)", BucketCatalog, err)
+	}
+	// The watcher outlives ctx (which only bounds setting it up).
+	w, err := kv.Watch(context.Background(), CatalogKey)
+	if err != nil {
+		return nil, fmt.Errorf("watch catalog: %w", err)
+	}
+	cw := &CatalogWatch{w: w, done: make(chan struct{})}
+	go func() {
+		defer close(cw.done)
+		for e := range w.Updates() {
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue // nil marks the end of the initial values
+			}
+			fn(e.Value(), e.Revision())
+		}
+	}()
+	return cw, nil
+}
+
+// Stop ends the watch and waits for the goroutine.
+func (c *CatalogWatch) Stop() error {
+	var err error
+	c.once.Do(func() {
+		err = c.w.Stop()
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			err = nil
+		}
+	})
+	<-c.done
+	return err
+}

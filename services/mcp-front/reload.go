@@ -1,0 +1,94 @@
+package mcpfront
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/toolbus/toolbus/catalog"
+)
+
+// served is one catalog as this front serves it. Reload swaps it whole;
+// a call keeps the frontTool (and so the catalog.Tool) it started with.
+type served struct {
+	cat   *catalog.Catalog
+	tools map[string]*frontTool
+	// extras are the generated tools (<tool>_continue) and widget URIs.
+	extraTools []string
+	widgets    []string
+}
+
+// reloadMu serialises Reload; calls never take it.
+var reloadMu sync.Mutex
+
+func (s *Service) current() *served { return s.cur.Load() }
+
+// Reload serves cat instead of the current catalog: new tools are added,
+// changed ones replaced and removed ones dropped, and MCP clients are sent
+// notifications/tools/list_changed (the SDK does so on AddTool and
+// RemoveTools). Calls in flight finish with the tool they started with.
+// On error nothing changes. The auth section, projections and upstream
+// consumers are read at start only: changing them needs a restart.
+func (s *Service) Reload(cat *catalog.Catalog) error {
+	if cat == nil {
+		return errors.New("mcpfront: reload: no catalog")
+	}
+	reloadMu.Lock()
+	defer reloadMu.Unlock()
+	old := s.current()
+	next := &served{cat: cat, tools: make(map[string]*frontTool, len(cat.Tools))}
+	for _, ct := range cat.Tools {
+		ft, err := newFrontTool(ct)
+		if err != nil {
+			return fmt.Errorf("mcpfront: reload: %w", err)
+		}
+		next.tools[ct.Name] = ft
+	}
+	next.extraTools, next.widgets = extraNames(cat)
+
+	var gone []string
+	for name := range old.tools {
+		if _, ok := next.tools[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	for _, name := range old.extraTools {
+		if !slices.Contains(next.extraTools, name) {
+			gone = append(gone, name)
+		}
+	}
+	var goneURIs []string
+	for _, uri := range old.widgets {
+		if !slices.Contains(next.widgets, uri) {
+			goneURIs = append(goneURIs, uri)
+		}
+	}
+	s.cur.Store(next)
+	if len(gone) > 0 {
+		s.server.RemoveTools(gone...)
+	}
+	if len(goneURIs) > 0 {
+		s.server.RemoveResources(goneURIs...)
+	}
+	for _, ct := range cat.Tools {
+		ft := next.tools[ct.Name]
+		s.server.AddTool(ft.mcp, s.mcpToolHandler(ft))
+	}
+	s.addCatalogExtras(cat)
+	s.log.Info("catalog reloaded", "digest", cat.Digest, "tools", len(cat.Tools), "removed", len(gone))
+	return nil
+}
+
+// extraNames lists what addCatalogExtras serves for cat.
+func extraNames(cat *catalog.Catalog) (tools, uris []string) {
+	for _, t := range cat.Tools {
+		if t.Response != nil && t.Response.MaxBytes > 0 {
+			tools = append(tools, t.Name+catalog.ContinueSuffix)
+		}
+	}
+	for _, w := range cat.SortedWidgets() {
+		uris = append(uris, w.URI)
+	}
+	return tools, uris
+}
