@@ -2,6 +2,8 @@ module github.com/toolbus/toolbus
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/agnivade/levenshtein v1.2.2 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect

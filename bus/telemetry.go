@@ -42,9 +42,7 @@ func startPublishSpan(ctx context.Context, tr trace.Tracer, subject string, call
 			telemetry.AttrUpstream.String(call.Upstream),
 			telemetry.AttrCallID.String(call.Id),
 		)
-		if s := call.GetCaller().GetSubject(); s != "" {
-			span.SetAttributes(telemetry.AttrCallerSubject.String(s))
-		}
+		span.SetAttributes(telemetry.CallerAttrs(call.GetCaller())...)
 	}
 	return ctx, span
 }
@@ -83,9 +81,7 @@ func annotateProcessSpan(span trace.Span, call *toolbusv1.ToolCall, queueWait ti
 	if queueWait > 0 {
 		span.SetAttributes(telemetry.AttrQueueWait.Float64(float64(queueWait.Microseconds()) / 1000))
 	}
-	if s := call.GetCaller().GetSubject(); s != "" {
-		span.SetAttributes(telemetry.AttrCallerSubject.String(s))
-	}
+	span.SetAttributes(telemetry.CallerAttrs(call.GetCaller())...)
 }
 
 // endProcessSpan records how a delivery ended: disposition is ack, nak,

@@ -270,6 +270,9 @@ func (p *parser) cache(t *Tool, n *yaml.Node, field string) *CachePolicy {
 	if t.IsVirtual() {
 		p.errorf(n, field, "composite and batch tools are not cached; cache the tools they call")
 	}
+	if t.GraphQL != nil {
+		p.errorf(n, field, "GraphQL tools are not cached yet: only the REST worker writes the cache")
+	}
 	switch perCaller {
 	case "true":
 		c.PerCaller = true

@@ -207,16 +207,42 @@ func extract(p *catalog.Projection, ev Event) (candidate, error) {
 // use the entity's KV revision, so replicas applying events to the same
 // entity at once never lose an update.
 func (a *Applier) Apply(ctx context.Context, p *catalog.Projection, ev Event) (Outcome, error) {
+	r, err := a.ApplyResult(ctx, p, ev)
+	return r.Outcome, err
+}
+
+// Result is what Apply did with an event, in the detail telemetry wants.
+type Result struct {
+	Outcome Outcome
+	// Key is the entity key; empty when the event was ignored or poison.
+	Key string
+	// Deleted: the event is a tombstone.
+	Deleted bool
+	// Duplicate: Unchanged because the entity already holds this event id
+	// (otherwise Unchanged means too old even for the history).
+	Duplicate bool
+}
+
+// ApplyResult is Apply, telling also the entity key and why an event
+// changed nothing.
+func (a *Applier) ApplyResult(ctx context.Context, p *catalog.Projection, ev Event) (Result, error) {
 	if !p.Accepts(ev.Source, ev.Type) {
-		return Ignored, nil
+		return Result{Outcome: Ignored}, nil
 	}
 	c, err := extract(p, ev)
 	if err != nil {
-		return Ignored, err
+		return Result{Outcome: Ignored}, err
 	}
+	res := Result{Key: c.key, Deleted: c.deleted}
+	outcome, dup, err := a.apply(ctx, p, ev, c)
+	res.Outcome, res.Duplicate = outcome, dup
+	return res, err
+}
+
+func (a *Applier) apply(ctx context.Context, p *catalog.Projection, ev Event, c candidate) (Outcome, bool, error) {
 	kv, err := a.bucket(ctx, p.Name)
 	if err != nil {
-		return Ignored, err
+		return Ignored, false, err
 	}
 	kvKey := EncodeKey(c.key)
 	for range maxCASAttempts {
@@ -225,7 +251,7 @@ func (a *Applier) Apply(ctx context.Context, p *catalog.Projection, ev Event) (O
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
-			return Ignored, fmt.Errorf("get %s/%s: %w", p.Name, c.key, err)
+			return Ignored, false, fmt.Errorf("get %s/%s: %w", p.Name, c.key, err)
 		default:
 			cur = &Entity{}
 			if err := json.Unmarshal(entry.Value(), cur); err != nil {
@@ -236,11 +262,12 @@ func (a *Applier) Apply(ctx context.Context, p *catalog.Projection, ev Event) (O
 		}
 		next, outcome := merge(cur, c, ev, p.History)
 		if outcome == Unchanged {
-			return outcome, nil
+			dup := cur != nil && (cur.EventID == ev.ID || slices.ContainsFunc(cur.History, func(x HistoryEntry) bool { return x.EventID == ev.ID }))
+			return outcome, dup, nil
 		}
 		data, err := json.Marshal(next)
 		if err != nil {
-			return Ignored, fmt.Errorf("encode entity: %w", err)
+			return Ignored, false, fmt.Errorf("encode entity: %w", err)
 		}
 		if entry == nil {
 			_, err = kv.Create(ctx, kvKey, data)
@@ -249,14 +276,14 @@ func (a *Applier) Apply(ctx context.Context, p *catalog.Projection, ev Event) (O
 		}
 		switch {
 		case err == nil:
-			return outcome, nil
+			return outcome, false, nil
 		case errors.Is(err, jetstream.ErrKeyExists), errors.Is(err, jetstream.ErrKeyRevisionMismatch):
 			continue // another replica wrote the entity: read it again
 		default:
-			return Ignored, fmt.Errorf("write %s/%s: %w", p.Name, c.key, err)
+			return Ignored, false, fmt.Errorf("write %s/%s: %w", p.Name, c.key, err)
 		}
 	}
-	return Ignored, fmt.Errorf("write %s/%s: %d concurrent writers in a row, retry later", p.Name, c.key, maxCASAttempts)
+	return Ignored, false, fmt.Errorf("write %s/%s: %d concurrent writers in a row, retry later", p.Name, c.key, maxCASAttempts)
 }
 
 // merge computes the entity after ev. It depends only on cur and ev, never

@@ -1,6 +1,10 @@
 package telemetry
 
-import "go.opentelemetry.io/otel/attribute"
+import (
+	"go.opentelemetry.io/otel/attribute"
+
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
+)
 
 // Attribute keys of Toolbus spans. The standard ones carry the names of the
 // OpenTelemetry semantic conventions (HTTP, messaging, RPC, MCP); the
@@ -14,6 +18,8 @@ const (
 	AttrAttempt       = attribute.Key("toolbus.attempt")
 	AttrOutcome       = attribute.Key("toolbus.outcome")
 	AttrCallerSubject = attribute.Key("toolbus.caller.subject")
+	AttrCallerTenant  = attribute.Key("toolbus.caller.tenant")
+	AttrCallerScopes  = attribute.Key("toolbus.caller.scopes")
 	AttrVia           = attribute.Key("toolbus.via")
 	AttrWorker        = attribute.Key("toolbus.worker")
 	AttrDelivery      = attribute.Key("toolbus.delivery")
@@ -23,6 +29,8 @@ const (
 	AttrEventType     = attribute.Key("toolbus.webhook.event_type")
 	AttrEventID       = attribute.Key("toolbus.webhook.event_id")
 	AttrProjection    = attribute.Key("toolbus.projection")
+	AttrScheme        = attribute.Key("toolbus.webhook.scheme")
+	AttrEntityKeyHash = attribute.Key("toolbus.entity.key_hash")
 	AttrRetryWait     = attribute.Key("toolbus.retry.wait_ms")
 	AttrRetryReason   = attribute.Key("toolbus.retry.reason")
 	AttrQuotaWait     = attribute.Key("toolbus.quota.wait_ms")
@@ -59,6 +67,7 @@ const (
 
 	// HTTP client.
 	AttrHTTPMethod      = attribute.Key("http.request.method")
+	AttrHTTPRoute       = attribute.Key("http.route")
 	AttrHTTPStatus      = attribute.Key("http.response.status_code")
 	AttrHTTPResendCount = attribute.Key("http.request.resend_count")
 	AttrURLFull         = attribute.Key("url.full")
@@ -69,3 +78,24 @@ const (
 
 // MessagingSystemNATS is the messaging.system value of every bus span.
 const MessagingSystemNATS = "nats"
+
+// CallerAttrs are the span attributes naming the caller of a call:
+// toolbus.caller.subject, toolbus.caller.tenant and toolbus.caller.scopes,
+// each only when set. Never the token, which the Caller may carry for
+// upstreams that forward or exchange it. Nil for a call without a caller.
+func CallerAttrs(c *toolbusv1.Caller) []attribute.KeyValue {
+	if c == nil {
+		return nil
+	}
+	var out []attribute.KeyValue
+	if c.GetSubject() != "" {
+		out = append(out, AttrCallerSubject.String(c.GetSubject()))
+	}
+	if c.GetTenant() != "" {
+		out = append(out, AttrCallerTenant.String(c.GetTenant()))
+	}
+	if len(c.GetScopes()) > 0 {
+		out = append(out, AttrCallerScopes.StringSlice(c.GetScopes()))
+	}
+	return out
+}

@@ -196,12 +196,13 @@ type WebhookMetrics struct {
 	webhooks      metric.Int64Counter
 	dedupHits     metric.Int64Counter
 	projectionLag metric.Float64Histogram
+	projected     metric.Int64Counter
 }
 
 // NewWebhookMetrics creates the webhook instruments.
 func NewWebhookMetrics(mp metric.MeterProvider) (*WebhookMetrics, error) {
 	m := mp.Meter(MeterName)
-	var errs [3]error
+	var errs [4]error
 	wm := &WebhookMetrics{}
 	wm.webhooks, errs[0] = m.Int64Counter("toolbus.webhooks", metric.WithUnit("{event}"),
 		metric.WithDescription("Webhook deliveries received, by source and outcome (accepted, duplicate, bad_signature, too_large, unavailable...)."))
@@ -210,7 +211,18 @@ func NewWebhookMetrics(mp metric.MeterProvider) (*WebhookMetrics, error) {
 	wm.projectionLag, errs[2] = m.Float64Histogram("toolbus.projection.lag", metric.WithUnit("s"),
 		metric.WithDescription("Time from a webhook event being stored to its projection being applied."),
 		metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+	wm.projected, errs[3] = m.Int64Counter("toolbus.projection.events", metric.WithUnit("{event}"),
+		metric.WithDescription("Webhook events handled by the state-updater, by projection, source and outcome (applied, deleted, older, duplicate, ignored, poison, retry)."))
 	return wm, errors.Join(errs[:]...)
+}
+
+// Projected counts one event handled for projection with its outcome.
+func (m *WebhookMetrics) Projected(ctx context.Context, projection, source, outcome string) {
+	if m == nil {
+		return
+	}
+	m.projected.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
+		attribute.String(LabelProjection, projection), attribute.String(LabelSource, source), attribute.String(LabelOutcome, outcome))))
 }
 
 // Received counts one webhook delivery with its outcome.

@@ -130,7 +130,9 @@ func headerLayer(name string, value func() string) Middleware {
 }
 
 func (s *staticHeader) RoundTrip(req *http.Request) (*http.Response, error) {
-	return s.next.RoundTrip(withHeader(req, s.name, s.value()))
+	v := s.value()
+	noteCredential(req.Context(), v)
+	return s.next.RoundTrip(withHeader(req, s.name, v))
 }
 
 // queryKey adds the API key as a query parameter. Errors never show it:
@@ -147,6 +149,7 @@ func (q *queryKey) RoundTrip(req *http.Request) (*http.Response, error) {
 	u := *req.URL
 	v := u.Query()
 	v.Set(q.name, q.value.Reveal())
+	noteCredential(req.Context(), q.value.Reveal())
 	u.RawQuery = v.Encode()
 	r.URL = &u
 	return q.next.RoundTrip(r)
@@ -165,6 +168,7 @@ func (f *forward) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, errNoCallerToken(f.upstream)
 	}
+	noteCredential(req.Context(), tok)
 	return f.next.RoundTrip(withHeader(req, "Authorization", "Bearer "+tok))
 }
 
@@ -191,7 +195,7 @@ func (o *oauthLayer) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	resp, err := o.next.RoundTrip(withHeader(req, "Authorization", authorization(tok)))
+	resp, err := o.next.RoundTrip(withHeader(req, "Authorization", authorization(ctx, tok)))
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -218,13 +222,14 @@ func (o *oauthLayer) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return o.next.RoundTrip(withHeader(retry, "Authorization", authorization(fresh)))
+	return o.next.RoundTrip(withHeader(retry, "Authorization", authorization(ctx, fresh)))
 }
 
 // authorization is the header value for tok. It is always Bearer: the
 // token_type of an exchanged token may be N_A (RFC 8693), and schemes
 // that need a proof of possession (DPoP) are not supported.
-func authorization(tok *oauth2.Token) string {
+func authorization(ctx context.Context, tok *oauth2.Token) string {
+	noteCredential(ctx, tok.AccessToken)
 	return "Bearer " + tok.AccessToken
 }
 

@@ -165,7 +165,9 @@ func (c *Client) Do(req *http.Request) (*Response, error) {
 		return nil, &Error{Op: "send", URL: redactURL(req.URL), Err: errors.New("request URL is not on the upstream's scheme, host and port")}
 	}
 	var attempts atomic.Int32
-	req = req.WithContext(context.WithValue(req.Context(), attemptsKey{}, &attempts))
+	sent := &sentCredentials{}
+	ctx := context.WithValue(req.Context(), attemptsKey{}, &attempts)
+	req = req.WithContext(context.WithValue(ctx, sentKey{}, sent))
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -175,6 +177,11 @@ func (c *Client) Do(req *http.Request) (*Response, error) {
 	body, err := readBody(resp)
 	if err != nil {
 		return nil, c.wrapAttempts(req, "read", err, &attempts)
+	}
+	if resp.StatusCode >= 400 {
+		// Refusals often quote the credential; error answers become tool
+		// errors, logs and dead letters.
+		body = sent.redact(body, resp.Header)
 	}
 	return &Response{
 		Status:   resp.StatusCode,

@@ -22,9 +22,10 @@ const catalogUsage = `usage:
   toolbus catalog validate FILE                 check a catalog; every problem with file:line
   toolbus catalog show FILE                     print the loaded catalog as JSON
   toolbus catalog tools FILE [--json]           list the tools the catalog serves, with their schemas
-  toolbus catalog import-openapi SPEC [flags]   write a catalog skeleton for an OpenAPI document to stdout`
+  toolbus catalog import-openapi SPEC [flags]   write a catalog skeleton for an OpenAPI document to stdout
+  toolbus catalog apply FILE [--nats URL]       validate and publish a catalog to every running process (hot reload)`
 
-func runCatalog(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runCatalog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 2 && args[0] == "show" {
 		return runCatalogShow(args[1], stdout, stderr) // catalogshow.go
 	}
@@ -46,6 +47,8 @@ func runCatalog(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		return runCatalogTools(args[1:], stdout, stderr)
 	case "import-openapi":
 		return runImportOpenAPI(args[1:], stdout, stderr)
+	case "apply":
+		return runCatalogApply(ctx, args[1:], stdout, stderr) // reload.go
 	}
 	return usageError{catalogUsage}
 }

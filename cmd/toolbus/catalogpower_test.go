@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/bus/bustest"
@@ -31,13 +32,15 @@ import (
 // stateful mcp-front for the catalog features of issue 7 (shaping,
 // pagination, caching, widgets, reload).
 type powerRig struct {
-	crm     *crm.Server
-	crmURL  string
-	dir     string
-	url     string
-	front   *mcpfront.Service
-	worker  *restworker.Service
-	clients []*mcp.ClientSession
+	crm    *crm.Server
+	crmURL string
+	dir    string
+	url    string
+	front  *mcpfront.Service
+	worker *restworker.Service
+	js     jetstream.JetStream
+	cat    *catalog.Catalog
+	path   string
 }
 
 type rigOptions struct {
@@ -102,7 +105,7 @@ func newPowerRig(t *testing.T, src string, extra string, o rigOptions) *powerRig
 	})
 	srv := httptest.NewServer(front.MCPHandler())
 	t.Cleanup(srv.Close)
-	return &powerRig{crm: up, crmURL: upSrv.URL, dir: dir, url: srv.URL, front: front, worker: worker}
+	return &powerRig{crm: up, crmURL: upSrv.URL, dir: dir, url: srv.URL, front: front, worker: worker, js: js, cat: cat, path: path}
 }
 
 // session connects a go-sdk client; bearer, when set, is sent on every

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/toolbus/toolbus/signature"
 )
 
 // jaegerBin is the Jaeger all-in-one built from tools/jaeger by
@@ -47,8 +50,10 @@ type jaegerTrace struct {
 // TestTraceInJaeger runs a real Jaeger, nats-server, and mcp-front and
 // rest-worker as separate toolbus processes exporting OTLP to it; one tool
 // call must show up as ONE trace holding spans of mcp-front, rest-worker and
-// the upstream HTTP client, queried through Jaeger's HTTP API. It also
-// scrapes both processes' /metrics.
+// the upstream HTTP client, queried through Jaeger's HTTP API. A third
+// process runs webhook-ingest and state-updater: one signed webhook must be
+// ONE trace holding the ingest's server span and the state-updater's apply
+// span. It also scrapes the processes' /metrics.
 func TestTraceInJaeger(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Jaeger, NATS and two toolbus processes")
@@ -56,6 +61,20 @@ func TestTraceInJaeger(t *testing.T) {
 	jaeger := jaegerBin(t)
 	_, upURL := startCRM(t)
 	catalogPath := testCatalog(t, upURL)
+	// A webhook source and a projection too, for the webhook's trace.
+	t.Setenv("E2E_STRIPE_SECRET", webhookSecret)
+	appendFile(t, catalogPath, `
+sources:
+  stripe:
+    scheme: stripe
+    secrets: ["${env:E2E_STRIPE_SECRET}"]
+projections:
+  payments:
+    sources: [stripe]
+    events: ["payment_intent.*"]
+    key: data.object.id
+    version: created
+`)
 	bin := toolbusBin(t)
 
 	otlpHTTP := fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -77,10 +96,13 @@ func TestTraceInJaeger(t *testing.T) {
 	common := []string{"serve", "--catalog", catalogPath, "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "--grpc", "none", "--http", "127.0.0.1:0", "--log-level", "info"}
 	front := startProc(t, "mcp-front", bin, append(common, "--services", "mcp-front", "--instance", "front")...)
 	worker := startProc(t, "rest-worker", bin, append(common, "--services", "rest-worker", "--instance", "worker")...)
+	hooks := startProc(t, "webhooks", bin, append(common, "--services", "webhook-ingest,state-updater", "--instance", "hooks")...)
 	frontHTTP := "http://" + front.waitLog(t, "listening", 20*time.Second)["http"].(string)
 	workerHTTP := "http://" + worker.waitLog(t, "listening", 20*time.Second)["http"].(string)
+	hooksHTTP := "http://" + hooks.waitLog(t, "listening", 20*time.Second)["http"].(string)
 	front.waitLog(t, "toolbus ready", 30*time.Second)
 	worker.waitLog(t, "toolbus ready", 30*time.Second)
+	hooks.waitLog(t, "toolbus ready", 30*time.Second)
 
 	s := mcpSession(t, frontHTTP+"/mcp")
 	if res := callTool(t, s, "get_customer", map[string]any{"id": 2}); res.IsError {
@@ -113,7 +135,53 @@ func TestTraceInJaeger(t *testing.T) {
 		t.Errorf("Jaeger search by service=rest-worker does not list trace %s", traceID)
 	}
 
-	for name, url := range map[string]string{"mcp-front": frontHTTP, "rest-worker": workerHTTP} {
+	// One signed webhook, continuing a provider's trace context: one trace
+	// holding the ingest's and the state-updater's spans.
+	const hookTrace = "5e1f0c2a9b3d4e6f8a7b6c5d4e3f2a1b"
+	scheme, err := signature.New(signature.Config{Scheme: "stripe", Secrets: signature.Secrets{webhookSecret}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookBody := []byte(`{"id":"evt_jaeger_1","type":"payment_intent.succeeded","created":1700000001,"data":{"object":{"id":"pi_1","amount":100}}}`)
+	h, err := scheme.Sign(hookBody, time.Now(), "evt_jaeger_1", "payment_intent.succeeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, hooksHTTP+"/webhooks/stripe", bytes.NewReader(hookBody))
+	req.Header = h
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Traceparent", "00-"+hookTrace+"-1a2b3c4d5e6f7081-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("webhook answered %s, want 202", res.Status)
+	}
+	hookOps := func(tr jaegerTrace) (ingest, apply bool) {
+		for _, op := range operations(tr) {
+			ingest = ingest || op == "webhook-ingest: POST /webhooks/{source}"
+			apply = apply || op == "state-updater: apply payments"
+		}
+		return ingest, apply
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		tr = fetchJaegerTrace(t, "http://"+query, hookTrace)
+		if i, a := hookOps(tr); (i && a) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if i, a := hookOps(tr); !i || !a {
+		t.Errorf("webhook trace %s in Jaeger: ingest server span %v, state-updater apply span %v; spans: %v", hookTrace, i, a, operations(tr))
+	}
+	if services, _ := traceServices(tr); !services["webhook-ingest"] || !services["state-updater"] {
+		t.Errorf("webhook trace %s: services %v", hookTrace, services)
+	}
+
+	for name, url := range map[string]string{"mcp-front": frontHTTP, "rest-worker": workerHTTP, "webhooks": hooksHTTP} {
 		body := scrape(t, url+"/metrics")
 		want := map[string][]string{
 			"mcp-front": {
@@ -126,12 +194,31 @@ func TestTraceInJaeger(t *testing.T) {
 				`toolbus_upstream_duration_seconds_count{tool="get_customer",upstream="crm"} 1`,
 				`toolbus_consumer_pending{consumer="calls-rest-crm",stream="CALLS"}`,
 			},
+			"webhooks": {
+				`toolbus_webhooks_total{outcome="stored",source="stripe"} 1`,
+				`toolbus_projection_events_total{outcome="applied",projection="payments",source="stripe"} 1`,
+				`toolbus_projection_lag_seconds_count{projection="payments",source="stripe"} 1`,
+			},
 		}[name]
 		for _, w := range want {
 			if !strings.Contains(body, w) {
 				t.Errorf("%s /metrics lacks %s\n%s", name, w, grepLines(body, "toolbus_"))
 			}
 		}
+	}
+}
+
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

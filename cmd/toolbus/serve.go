@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 
 	"github.com/toolbus/toolbus/bus"
@@ -70,6 +71,8 @@ type serveConfig struct {
 	replicas    int
 	rel         reliabilityConfig
 	console     consoleConfig
+	// spanExporter, when set, receives the spans instead of OTLP (tests).
+	spanExporter sdktrace.SpanExporter
 }
 
 // envFlags maps flags whose defaults may come from the environment through
@@ -207,7 +210,7 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 
 	// Telemetry first and shut down last (deferred first), so the spans of
 	// the final calls are exported.
-	tel, err := telemetry.Setup(ctx, telemetry.Options{Components: cfg.services, Instance: cfg.instance, Version: version})
+	tel, err := telemetry.Setup(ctx, telemetry.Options{Components: cfg.services, Instance: cfg.instance, Version: version, SpanExporter: cfg.spanExporter})
 	if err != nil {
 		return err
 	}
@@ -315,14 +318,16 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 			svcs = append(svcs, w)
 			workers = append(workers, w)
 		case svcWebhooks:
-			ingest, err = webhookingest.New(webhookingest.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcWebhooks)})
+			ingest, err = webhookingest.New(webhookingest.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcWebhooks),
+				TracerProvider: tel.TracerProvider(svcWebhooks), MeterProvider: tel.MeterProvider()})
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			svcs = append(svcs, ingest)
 			edges = append(edges, ingest)
 		case svcStateUpd:
-			u, err := stateupdater.New(stateupdater.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcStateUpd)})
+			u, err := stateupdater.New(stateupdater.Options{Catalog: cat, NC: nc, JS: js, Instance: cfg.instance, Logger: log.With("service", svcStateUpd),
+				TracerProvider: tel.TracerProvider(svcStateUpd), MeterProvider: tel.MeterProvider()})
 			if err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
@@ -416,6 +421,17 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		}
 		running = append(running, s)
 	}
+	// Hot reload (reload.go): the applied catalog, and in the all-in-one
+	// the edited --catalog file, replace the catalog without a restart.
+	pollFile := ""
+	if cfg.natsURL == "" && cfg.catalogSrc == nil {
+		pollFile = cfg.catalogPath
+	}
+	reload, err := startCatalogReload(ctx, js, nc.MaxPayload(), cat, running, pollFile, log)
+	if err != nil {
+		log.Warn("catalog hot reload is off", "error", err)
+	}
+	defer reload.Stop()
 	started.Store(true)
 	log.Info("toolbus ready", "services", strings.Join(cfg.services, ","), "http", a.http, "grpc", a.grpc, "nats", natsDesc(cfg, ns))
 	if ready != nil {
@@ -432,6 +448,7 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 
 	// Two-phase shutdown within the grace period.
 	log.Info("shutting down", "grace", cfg.grace)
+	reload.Stop()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.grace)
 	defer cancel()
 	started.Store(false)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/shape"
 	"github.com/toolbus/toolbus/upstream"
 )
 
@@ -156,7 +157,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("graphql-worker: %w", err)
 	}
-	handle := results.Remember(s.h.handle, s.h.mutating)
+	// Response shaping (jq, drop, cap) applies to the merged answer.
+	conts, err := bus.OpenContinuations(ctx, s.opts.JS)
+	if err != nil {
+		return fmt.Errorf("graphql-worker: %w", err)
+	}
+	shaped := shape.Middleware(s.opts.Catalog.Tool, conts)(s.h.handle)
+	handle := results.Remember(shaped, s.h.mutating)
 	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
 		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {

@@ -76,7 +76,7 @@ func (s *Service) call(ctx context.Context, req callRequest) (*toolbusv1.ToolRes
 	defer span.End()
 	res, cause, err := s.perform(ctx, start, req, tc)
 	outcome := outcomeOf(res, err)
-	endCallSpan(span, tc, outcome, res)
+	endCallSpan(span, outcome, res)
 	s.metrics.Record(ctx, t.name, t.upstream, outcome, req.via, time.Since(start))
 	s.logCall(ctx, req, tc.Id, outcome, start, res, cause)
 	s.publishCallEvent(ctx, req, tc.Id, outcome, start, res)

@@ -93,6 +93,8 @@ type Service struct {
 	// cur is the catalog being served and its tools (reload.go); cat is
 	// the one the service started with.
 	cur atomic.Pointer[served]
+	// reloadMu serialises Reload; calls never take it.
+	reloadMu sync.Mutex
 
 	// mu orders admissions against Shutdown: once closing is set, no call
 	// joins inflight, so waiting on inflight cannot miss one.
@@ -152,6 +154,9 @@ func New(opts Options) (*Service, error) {
 	if opts.Auth != nil {
 		s.server.AddReceivingMiddleware(opts.Auth.MCPMiddleware())
 	}
+	// Outermost, after auth: tools/list reuses the encoded tool list while
+	// the (possibly filtered) list is unchanged (listcache.go).
+	s.server.AddReceivingMiddleware(listCacheMiddleware(&listCache{}))
 	if s.state != nil {
 		projection.Register(s.server, s.state.reader, opts.Catalog)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/toolbus/toolbus/catalog"
 )
@@ -19,9 +18,6 @@ type served struct {
 	widgets    []string
 }
 
-// reloadMu serialises Reload; calls never take it.
-var reloadMu sync.Mutex
-
 func (s *Service) current() *served { return s.cur.Load() }
 
 // Reload serves cat instead of the current catalog: new tools are added,
@@ -34,8 +30,8 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	if cat == nil {
 		return errors.New("mcpfront: reload: no catalog")
 	}
-	reloadMu.Lock()
-	defer reloadMu.Unlock()
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	old := s.current()
 	next := &served{cat: cat, tools: make(map[string]*frontTool, len(cat.Tools))}
 	for _, ct := range cat.Tools {

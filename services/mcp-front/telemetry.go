@@ -76,6 +76,12 @@ func (s *Service) startCallSpan(ctx context.Context, req callRequest, callID str
 		telemetry.AttrGenAIToolName.String(req.tool.name),
 		telemetry.AttrGenAIOperation.String("execute_tool"),
 	)
+	if req.caller != nil {
+		// From the authenticated identity, so that calls refused before
+		// publishing (arguments, limits) name their caller too. Never the
+		// token.
+		span.SetAttributes(telemetry.CallerAttrs(req.caller.Proto(false))...)
+	}
 	if req.via == "grpc" {
 		span.SetAttributes(
 			telemetry.AttrRPCSystem.String("grpc"),
@@ -92,14 +98,11 @@ func (s *Service) startCallSpan(ctx context.Context, req callRequest, callID str
 }
 
 // endCallSpan records the call's outcome on its span.
-func endCallSpan(span trace.Span, tc *toolbusv1.ToolCall, outcome string, res *toolbusv1.ToolResult) {
+func endCallSpan(span trace.Span, outcome string, res *toolbusv1.ToolResult) {
 	if !span.IsRecording() {
 		return
 	}
 	span.SetAttributes(telemetry.AttrOutcome.String(outcome))
-	if s := tc.GetCaller().GetSubject(); s != "" {
-		span.SetAttributes(telemetry.AttrCallerSubject.String(s))
-	}
 	if res != nil {
 		if res.Worker != "" {
 			span.SetAttributes(telemetry.AttrWorker.String(res.Worker))

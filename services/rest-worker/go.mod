@@ -2,6 +2,8 @@ module github.com/toolbus/toolbus/services/rest-worker
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/google/go-cmp v0.7.0
 	github.com/nats-io/nats-server/v2 v2.15.2

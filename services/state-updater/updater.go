@@ -21,12 +21,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 	"github.com/toolbus/toolbus/projection"
+	"github.com/toolbus/toolbus/telemetry"
 )
 
 // Consumer defaults.
@@ -75,6 +78,12 @@ type Options struct {
 	AckWait       time.Duration
 	MaxDeliver    int
 	MaxAckPending int
+	// TracerProvider records a consumer span per delivery with an apply
+	// span under it, continuing the ingest's trace (nil: no spans).
+	TracerProvider trace.TracerProvider
+	// MeterProvider records events by projection and outcome, projection
+	// lag and dedup hits (nil: no metrics).
+	MeterProvider metric.MeterProvider
 }
 
 // Service is a running state-updater.
@@ -83,6 +92,8 @@ type Service struct {
 	log     *slog.Logger
 	projs   []*catalog.Projection
 	applier *projection.Applier
+	tracer  trace.Tracer
+	metrics *telemetry.WebhookMetrics
 
 	mu       sync.Mutex
 	consumes []jetstream.ConsumeContext
@@ -128,11 +139,20 @@ func New(opts Options) (*Service, error) {
 		}
 		projs = append(projs, p)
 	}
+	var wm *telemetry.WebhookMetrics
+	if opts.MeterProvider != nil {
+		var err error
+		if wm, err = telemetry.NewWebhookMetrics(opts.MeterProvider); err != nil {
+			return nil, fmt.Errorf("state-updater: metrics: %w", err)
+		}
+	}
 	return &Service{
 		opts:    opts,
 		log:     opts.Logger.With("service", "state-updater", "instance", opts.Instance),
 		projs:   projs,
 		applier: projection.NewApplier(opts.JS),
+		tracer:  tracerFrom(opts.TracerProvider),
+		metrics: wm,
 	}, nil
 }
 
@@ -225,37 +245,62 @@ func (s *Service) handle(p *catalog.Projection, msg jetstream.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(bus.ExtractTrace(context.Background(), msg.Headers()), applyTimeout)
 	defer cancel()
+	ctx, span := s.startProcessSpan(ctx, ConsumerName(p.Name), msg, md)
 	var ev toolbusv1.WebhookEvent
 	if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
-		s.deadLetter(ctx, p, msg, md, "", fmt.Errorf("undecodable WebhookEvent: %v: %w", err, projection.ErrPoison))
+		s.metrics.Projected(ctx, p.Name, sourceOf(msg), outcomePoison)
+		disp := s.deadLetter(ctx, p, msg, md, "", fmt.Errorf("undecodable WebhookEvent: %v: %w", err, projection.ErrPoison))
+		endProcessSpan(span, disp, true)
 		return
 	}
-	out, err := s.applier.Apply(ctx, p, projection.Event{
+	actx, aspan := s.tracer.Start(ctx, "apply "+p.Name, trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(
+			telemetry.AttrProjection.String(p.Name), telemetry.AttrSource.String(ev.Source),
+			telemetry.AttrEventType.String(ev.Type), telemetry.AttrEventID.String(ev.Id)))
+	res, err := s.applier.ApplyResult(actx, p, projection.Event{
 		ID: ev.Id, Source: ev.Source, Type: ev.Type, Body: ev.Body,
 		ReceivedAt: ev.ReceivedAt.AsTime(), Sequence: md.Sequence.Stream,
 	})
+	outcome := outcomeOf(res, err)
+	endApplySpan(aspan, res, outcome, err)
+	s.metrics.Projected(ctx, p.Name, ev.Source, outcome)
+	switch outcome {
+	case outcomeApplied, outcomeDeleted:
+		if ev.ReceivedAt != nil {
+			s.metrics.Applied(ctx, p.Name, ev.Source, time.Since(ev.ReceivedAt.AsTime()))
+		}
+	case outcomeDuplicate:
+		s.metrics.DedupHit(ctx, ev.Source)
+	}
 	switch {
 	case errors.Is(err, projection.ErrPoison):
-		s.deadLetter(ctx, p, msg, md, ev.Source, err)
+		endProcessSpan(span, s.deadLetter(ctx, p, msg, md, ev.Source, err), true)
 	case err != nil && md.NumDelivered >= uint64(s.opts.MaxDeliver):
-		s.deadLetter(ctx, p, msg, md, ev.Source, fmt.Errorf("gave up after %d deliveries: %w", md.NumDelivered, err))
+		endProcessSpan(span, s.deadLetter(ctx, p, msg, md, ev.Source, fmt.Errorf("gave up after %d deliveries: %w", md.NumDelivered, err)), true)
 	case err != nil:
 		// Transient (bus trouble, a hot key): let JetStream redeliver it
 		// with back-off; later events of other entities keep flowing.
-		s.log.Warn("apply failed, will retry", "projection", p.Name, "event_id", ev.Id, "seq", md.Sequence.Stream, "error", err)
+		s.log.WarnContext(ctx, "apply failed, will retry", "projection", p.Name, "event_id", ev.Id, "seq", md.Sequence.Stream, "error", err)
 		_ = msg.NakWithDelay(retryBackOff[min(int(md.NumDelivered), len(retryBackOff))-1])
+		endProcessSpan(span, "nak", true)
 	default:
-		s.log.Debug("event", "projection", p.Name, "event_id", ev.Id, "seq", md.Sequence.Stream, "outcome", out)
+		s.log.DebugContext(ctx, "event", "projection", p.Name, "event_id", ev.Id, "seq", md.Sequence.Stream, "outcome", res.Outcome)
 		_ = msg.Ack()
+		endProcessSpan(span, "ack", false)
 	}
+}
+
+// sourceOf reads the source from a WEBHOOKS subject.
+func sourceOf(msg jetstream.Msg) string {
+	return strings.Split(strings.TrimPrefix(msg.Subject(), "toolbus.webhook."), ".")[0]
 }
 
 // deadLetter stores the event with its reason and acknowledges it, so it
 // no longer blocks anything; if the dead letter cannot be stored, the event
-// is redelivered instead.
-func (s *Service) deadLetter(ctx context.Context, p *catalog.Projection, msg jetstream.Msg, md *jetstream.MsgMetadata, source string, reason error) {
+// is redelivered instead. It returns the disposition: dead_letter or nak.
+func (s *Service) deadLetter(ctx context.Context, p *catalog.Projection, msg jetstream.Msg, md *jetstream.MsgMetadata, source string, reason error) string {
 	if source == "" {
-		source = strings.Split(strings.TrimPrefix(msg.Subject(), "toolbus.webhook."), ".")[0]
+		source = sourceOf(msg)
 	}
 	headers := map[string]string{}
 	for k, v := range msg.Headers() {
@@ -284,8 +329,9 @@ func (s *Service) deadLetter(ctx context.Context, p *catalog.Projection, msg jet
 	if err := bus.PublishDeadLetter(ctx, s.opts.JS, dl, source); err != nil {
 		s.log.Error("dead letter not stored, will retry", "projection", p.Name, "seq", md.Sequence.Stream, "error", err)
 		_ = msg.NakWithDelay(retryBackOff[0])
-		return
+		return "nak"
 	}
-	s.log.Warn("event dead-lettered", "projection", p.Name, "seq", md.Sequence.Stream, "reason", reason)
+	s.log.WarnContext(ctx, "event dead-lettered", "projection", p.Name, "seq", md.Sequence.Stream, "reason", reason)
 	_ = msg.Ack()
+	return "dead_letter"
 }

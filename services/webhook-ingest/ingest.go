@@ -26,6 +26,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,6 +36,7 @@ import (
 	"github.com/toolbus/toolbus/events"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 	"github.com/toolbus/toolbus/signature"
+	"github.com/toolbus/toolbus/telemetry"
 )
 
 // Defaults.
@@ -55,6 +58,12 @@ type Options struct {
 	Logger   *slog.Logger
 	// PublishTimeout bounds the wait for the PubAck (DefaultPublishTimeout).
 	PublishTimeout time.Duration
+	// TracerProvider records a server span per delivery, with the
+	// verification and publish spans under it (nil: no spans).
+	TracerProvider trace.TracerProvider
+	// MeterProvider records deliveries by source and outcome and dedup
+	// hits (nil: no metrics).
+	MeterProvider metric.MeterProvider
 }
 
 // Service receives webhooks. Create it with New, mount Handler at
@@ -64,6 +73,8 @@ type Service struct {
 	log     *slog.Logger
 	sources map[string]*source
 	mux     *http.ServeMux
+	tracer  trace.Tracer
+	metrics *telemetry.WebhookMetrics
 
 	// mu orders admissions against Shutdown, as in mcp-front.
 	mu       sync.RWMutex
@@ -101,6 +112,14 @@ func New(opts Options) (*Service, error) {
 		log:     opts.Logger.With("service", "webhook-ingest", "instance", opts.Instance),
 		sources: map[string]*source{},
 		mux:     http.NewServeMux(),
+		tracer:  tracerFrom(opts.TracerProvider),
+	}
+	if opts.MeterProvider != nil {
+		m, err := telemetry.NewWebhookMetrics(opts.MeterProvider)
+		if err != nil {
+			return nil, fmt.Errorf("webhook-ingest: metrics: %w", err)
+		}
+		s.metrics = m
 	}
 	for name, cs := range opts.Catalog.Sources {
 		sch, err := cs.Verifier()
@@ -175,13 +194,15 @@ func unavailable(w http.ResponseWriter) {
 }
 
 func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
+	ctx, span := s.startServerSpan(r)
 	name := r.PathValue("source")
 	src, ok := s.sources[name]
+	dl := &delivery{start: time.Now(), ev: events.Webhook{Source: name}}
+	defer s.endServerSpan(ctx, span, dl, ok)
 	if !ok {
 		http.NotFound(w, r)
 		return
 	}
-	dl := &delivery{start: time.Now(), ev: events.Webhook{Source: name}}
 	defer s.publishEvent(dl)
 	if !s.enter() {
 		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "not_accepting")
@@ -214,7 +235,16 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	received := time.Now()
+	_, vspan := s.startVerifySpan(ctx, src)
 	d, err := src.scheme.Verify(signature.Request{Header: r.Header, Body: body, Now: received})
+	switch {
+	case err != nil:
+		endVerifySpan(vspan, rejectReason(err), true)
+	case d.Handshake != nil:
+		endVerifySpan(vspan, events.WebhookHandshake, false)
+	default:
+		endVerifySpan(vspan, "ok", false)
+	}
 	if err != nil {
 		// The reason is for operators only: a prober learns nothing.
 		log.Warn("webhook refused", "status", http.StatusUnauthorized, "reason", err, "remote", r.RemoteAddr)
@@ -254,13 +284,20 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	msg := &nats.Msg{Subject: bus.WebhookSubject(name, d.Type), Data: data, Header: nats.Header{}}
 	msg.Header.Set(bus.HeaderMsgID, id)
-	bus.InjectTrace(r.Context(), msg.Header)
+	pctx, pspan := s.startPublishSpan(ctx, msg.Subject, name, d.Type, id, len(data))
+	// The state-updater continues the trace under the publish span.
+	bus.InjectTrace(pctx, msg.Header)
 
 	// The provider's connection may drop, but the publish must still end
 	// with a known outcome: bound it by PublishTimeout alone.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.opts.PublishTimeout)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(pctx), s.opts.PublishTimeout)
 	defer cancel()
-	ack, err := s.opts.JS.PublishMsg(ctx, msg, jetstream.WithExpectStream(bus.StreamWebhooks))
+	ack, err := s.opts.JS.PublishMsg(pctx, msg, jetstream.WithExpectStream(bus.StreamWebhooks))
+	if err != nil {
+		endPublishSpan(pspan, 0, false, err)
+	} else {
+		endPublishSpan(pspan, ack.Sequence, ack.Duplicate, nil)
+	}
 	if err != nil {
 		log.Warn("webhook not stored", "status", http.StatusServiceUnavailable, "event_id", id, "type", d.Type, "error", err)
 		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "bus")

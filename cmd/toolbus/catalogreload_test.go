@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/bus/bustest"
+	"github.com/toolbus/toolbus/catalog"
+)
+
+const reloadCatalogV1 = `version: 1
+upstreams:
+  crm: {base_url: "%[1]s/api/v1", timeout: 5s}
+tools:
+  - name: get_customer
+    description: One customer.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+  - name: list_customers
+    description: Customers.
+    upstream: crm
+    method: GET
+    path: /customers
+`
+
+// V2 drops list_customers, adds get_order and shapes get_customer.
+const reloadCatalogV2 = `version: 1
+upstreams:
+  crm: {base_url: "%[1]s/api/v1", timeout: 5s}
+tools:
+  - name: get_customer
+    description: One customer, email only.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+    response: {jq: '{email}'}
+  - name: get_order
+    description: One order.
+    upstream: crm
+    method: GET
+    path: /orders/{id}
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+`
+
+const reloadCatalogInvalid = `version: 1
+upstreams:
+  crm: {base_url: "%[1]s/api/v1", timeout: 5s}
+tools:
+  - name: get_customer
+    description: One customer.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    response: {jq: '.['}
+`
+
+func toolNames(t *testing.T, s *mcp.ClientSession) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := s.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// reloadSession connects a client that counts list-changed notifications.
+func reloadSession(t *testing.T, rig *powerRig) (*mcp.ClientSession, chan struct{}) {
+	changed := make(chan struct{}, 100)
+	s := rig.session(t, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed <- struct{}{}
+	}}, "")
+	return s, changed
+}
+
+func waitChanged(t *testing.T, changed chan struct{}) {
+	t.Helper()
+	select {
+	case <-changed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no notifications/tools/list_changed")
+	}
+	// The SDK notifies per change; let the burst pass.
+	time.Sleep(100 * time.Millisecond)
+	for len(changed) > 0 {
+		<-changed
+	}
+}
+
+func writeRigCatalog(t *testing.T, rig *powerRig, src string) {
+	t.Helper()
+	if err := os.WriteFile(rig.path, []byte(fmt.Sprintf(src, rig.crmURL)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHotReloadApply applies a new catalog through the KV bucket (as
+// `toolbus catalog apply` does): clients are told the list changed, see
+// the new tools, and both mcp-front and the worker use the new catalog.
+// An invalid catalog is refused by apply and, stored behind its back, by
+// the watching process; the previous catalog keeps serving.
+func TestHotReloadApply(t *testing.T) {
+	rig := newPowerRig(t, reloadCatalogV1, "", rigOptions{})
+	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	s, changed := reloadSession(t, rig)
+	if got, want := toolNames(t, s), []string{"get_customer", "list_customers"}; !slices.Equal(got, want) {
+		t.Fatalf("tools = %v, want %v", got, want)
+	}
+
+	writeRigCatalog(t, rig, reloadCatalogV2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
+		t.Fatal(err)
+	}
+	waitChanged(t, changed)
+	if got, want := toolNames(t, s), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
+		t.Fatalf("tools after reload = %v, want %v", got, want)
+	}
+	// The worker shapes with the new catalog's jq.
+	got := structuredOf(t, callTool(t, s, "get_customer", map[string]any{"id": 1}))
+	if _, ok := got["email"]; !ok || len(got) != 1 {
+		t.Errorf("get_customer after reload = %v, want only email", got)
+	}
+	if res := callTool(t, s, "get_order", map[string]any{"id": 1}); res.IsError {
+		t.Errorf("new tool get_order: %s", textOf(res))
+	}
+
+	// apply refuses an invalid catalog and stores nothing.
+	writeRigCatalog(t, rig, reloadCatalogInvalid)
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err == nil || !strings.Contains(err.Error(), "catalog.yaml:10:") {
+		t.Fatalf("apply of an invalid catalog: %v, want a file:line error", err)
+	}
+	// Stored behind apply's back, the process refuses it too.
+	bad, err := encodeBundle(&catalogBundleInvalid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.PutCatalog(ctx, rig.js, bad); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got, want := toolNames(t, s), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
+		t.Errorf("tools after an invalid catalog = %v, want the previous %v", got, want)
+	}
+	if res := callTool(t, s, "get_order", map[string]any{"id": 2}); res.IsError {
+		t.Errorf("previous catalog stopped serving: %s", textOf(res))
+	}
+}
+
+// TestHotReloadFile is the all-in-one: editing the catalog file reloads
+// it; an invalid edit is refused.
+func TestHotReloadFile(t *testing.T) {
+	rig := newPowerRig(t, reloadCatalogV1, "", rigOptions{})
+	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, rig.path, bustest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	s, changed := reloadSession(t, rig)
+	// Modification times can be coarse: make the edit visibly later.
+	time.Sleep(10 * time.Millisecond)
+	writeRigCatalog(t, rig, reloadCatalogInvalid)
+	bump(t, rig.path, 2*time.Second)
+	time.Sleep(2 * pollEvery)
+	if got, want := toolNames(t, s), []string{"get_customer", "list_customers"}; !slices.Equal(got, want) {
+		t.Fatalf("tools after an invalid edit = %v, want %v", got, want)
+	}
+	writeRigCatalog(t, rig, reloadCatalogV2)
+	bump(t, rig.path, 4*time.Second)
+	waitChanged(t, changed)
+	if got, want := toolNames(t, s), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
+		t.Fatalf("tools after editing the file = %v, want %v", got, want)
+	}
+}
+
+func bump(t *testing.T, path string, by time.Duration) {
+	t.Helper()
+	at := time.Now().Add(by)
+	if err := os.Chtimes(path, at, at); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// catalogBundleInvalid is a bundle whose catalog does not validate.
+var catalogBundleInvalid = catalogBundle("bad.yaml", "version: 1\ntools:\n  - {name: t}\n")
+
+func catalogBundle(file, src string) catalog.Bundle {
+	return catalog.Bundle{File: file, Files: map[string][]byte{file: []byte(src)}}
+}
