@@ -90,7 +90,7 @@ func TestScalersUseTheCodesNames(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"rest-worker":    {"CALLS/calls-rest-crm"},
+		"rest-worker":    {"CALLS/calls-rest-crm", "CALLS/calls-soap-crmsoap"},
 		"graphql-worker": {"CALLS/calls-graphql-crmgraphql"},
 		"state-updater":  {"WEBHOOKS/state-payments"},
 	}
