@@ -27,8 +27,23 @@ func tracerFrom(tp trace.TracerProvider) trace.Tracer {
 	return tp.Tracer(tracerName)
 }
 
+// untraced reports a tracer that records nothing (tracing off): starting
+// its spans would only allocate a context and a span per call. The context
+// then keeps its parent's span context, which is all a no-op span carries,
+// so trace ids still propagate to logs and message headers.
+func untraced(tr trace.Tracer) bool {
+	_, ok := tr.(tracenoop.Tracer)
+	return ok
+}
+
+// noSpan is the non-recording span used when tracing is off.
+var noSpan = trace.SpanFromContext(context.Background())
+
 // startPublishSpan starts the producer span of a call published on subject.
 func startPublishSpan(ctx context.Context, tr trace.Tracer, subject string, call *toolbusv1.ToolCall, size int) (context.Context, trace.Span) {
+	if untraced(tr) {
+		return ctx, noSpan
+	}
 	ctx, span := tr.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -51,6 +66,9 @@ func startPublishSpan(ctx context.Context, tr trace.Tracer, subject string, call
 // call-specific attributes are added by annotateProcessSpan once the
 // message is decoded.
 func startProcessSpan(ctx context.Context, tr trace.Tracer, consumer string, d Delivery, size int) (context.Context, trace.Span) {
+	if untraced(tr) {
+		return ctx, noSpan
+	}
 	ctx, span := tr.Start(ctx, "process "+d.Subject, trace.WithSpanKind(trace.SpanKindConsumer))
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -109,6 +127,9 @@ func endProcessSpan(span trace.Span, res *toolbusv1.ToolResult, disposition stri
 
 // startReplySpan starts the producer span of a result sent to its caller.
 func startReplySpan(ctx context.Context, tr trace.Tracer, call *toolbusv1.ToolCall, size int) (context.Context, trace.Span) {
+	if untraced(tr) {
+		return ctx, noSpan
+	}
 	ctx, span := tr.Start(ctx, "publish "+replySubjectTemplate, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
 		span.SetAttributes(

@@ -230,27 +230,45 @@ func (w *Worker) run(ctx context.Context, h CallHandler, call *toolbusv1.ToolCal
 
 // keepAlive tells JetStream the call is still being worked on, so a long
 // call is not redelivered to another replica while this one is healthy.
+// It arms one runtime timer, which fires only for calls that outlive
+// every (a third of AckWait): most calls stop it before it ever runs, so
+// a call costs no goroutine, ticker or channel. Once stop returns no
+// further heartbeat is sent.
 func (w *Worker) keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
 	if every <= 0 {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
+	b := &heartbeat{msg: msg, every: every}
+	b.mu.Lock()
+	b.t = time.AfterFunc(every, b.beat)
+	b.mu.Unlock()
+	return b.stop
+}
+
+// heartbeat is one call's keepAlive timer.
+type heartbeat struct {
+	mu      sync.Mutex
+	msg     jetstream.Msg
+	every   time.Duration
+	t       *time.Timer
+	stopped bool
+}
+
+func (b *heartbeat) beat() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	_ = b.msg.InProgress()
+	b.t.Reset(b.every)
+}
+
+func (b *heartbeat) stop() {
+	b.mu.Lock()
+	b.stopped = true
+	b.t.Stop()
+	b.mu.Unlock()
 }
 
 // answer publishes the result on the call's reply subject, then acks. ctx

@@ -157,7 +157,9 @@ type Response struct {
 // Do sends req, whose URL must be on the upstream's origin, and reads the
 // whole answer. Any status is a Response; an error means there is no
 // usable answer, and [Classify] turns it into a tool error. Errors never
-// contain the request's query string.
+// contain the request's query string, and an answer with status 400 or
+// more never quotes a credential the auth layer sent (it is replaced by
+// "[redacted]" in the body and header values).
 func (c *Client) Do(req *http.Request) (*Response, error) {
 	if !sameOrigin(req.URL, c.up.BaseURL) {
 		// The worker builds URLs from the base URL only; this is the last

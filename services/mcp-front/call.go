@@ -233,6 +233,10 @@ func idempotencyKeyFromMeta(meta map[string]any) (string, error) {
 // outcomeOf names the outcome of a call for logs: "ok", a ToolError code,
 // "invalid_arguments" or "cancelled".
 func outcomeOf(res *toolbusv1.ToolResult, err error) string {
+	if err == nil && res.GetError() == nil {
+		// The common case, without errors.As's target escaping to the heap.
+		return "ok"
+	}
 	var argErr *catalog.ArgumentError
 	switch {
 	case errors.As(err, &argErr):

@@ -35,6 +35,13 @@ const listCacheEntries = 4
 type listCacheEntry struct {
 	tools   []*mcp.Tool
 	encoded []byte // the JSON array of tools
+
+	// The last whole answer built from it, and the encoding of everything
+	// but the tools it was built with: the rest of the result is normally
+	// the same for every request, so the answer is not copied again.
+	mu   sync.Mutex
+	head []byte
+	full []byte
 }
 
 type listCache struct {
@@ -44,7 +51,7 @@ type listCache struct {
 
 // lookup returns the encoded array for tools, encoding and remembering it
 // on a miss.
-func (c *listCache) lookup(tools []*mcp.Tool) ([]byte, error) {
+func (c *listCache) lookup(tools []*mcp.Tool) (*listCacheEntry, error) {
 	c.mu.Lock()
 	for i, e := range c.entries {
 		if sameTools(e.tools, tools) {
@@ -53,7 +60,7 @@ func (c *listCache) lookup(tools []*mcp.Tool) ([]byte, error) {
 				c.entries[0] = e
 			}
 			c.mu.Unlock()
-			return e.encoded, nil
+			return e, nil
 		}
 	}
 	c.mu.Unlock()
@@ -69,7 +76,7 @@ func (c *listCache) lookup(tools []*mcp.Tool) ([]byte, error) {
 		c.entries = c.entries[:listCacheEntries]
 	}
 	c.mu.Unlock()
-	return enc, nil
+	return e, nil
 }
 
 func sameTools(a, b []*mcp.Tool) bool {
@@ -108,11 +115,11 @@ func listCacheMiddleware(c *listCache) mcp.Middleware {
 			if !ok || len(lr.Tools) == 0 {
 				return res, err
 			}
-			enc, cerr := c.lookup(lr.Tools)
+			e, cerr := c.lookup(lr.Tools)
 			if cerr != nil {
 				return res, nil // the SDK encodes it the usual way
 			}
-			return &cachedToolsList{ListToolsResult: lr, tools: enc}, nil
+			return &cachedToolsList{ListToolsResult: lr, entry: e}, nil
 		}
 	}
 }
@@ -122,7 +129,7 @@ func listCacheMiddleware(c *listCache) mcp.Middleware {
 // which the SDK may still call after middleware.
 type cachedToolsList struct {
 	*mcp.ListToolsResult
-	tools []byte
+	entry *listCacheEntry
 }
 
 // toolsSuffix ends the encoding of a ListToolsResult whose Tools is empty:
@@ -130,9 +137,9 @@ type cachedToolsList struct {
 var toolsSuffix = []byte(`"tools":[]}`)
 
 func (r *cachedToolsList) MarshalJSON() ([]byte, error) {
-	head := *r.ListToolsResult
-	head.Tools = []*mcp.Tool{}
-	b, err := encodeNoEscape(&head)
+	h := *r.ListToolsResult
+	h.Tools = []*mcp.Tool{}
+	b, err := encodeNoEscape(&h)
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +147,19 @@ func (r *cachedToolsList) MarshalJSON() ([]byte, error) {
 		// An SDK whose field order differs: encode it all.
 		return encodeNoEscape(r.ListToolsResult)
 	}
-	out := make([]byte, 0, len(b)-len(toolsSuffix)+len(`"tools":}`)+len(r.tools))
-	out = append(out, b[:len(b)-len(toolsSuffix)]...)
+	head := b[:len(b)-len(toolsSuffix)]
+	e := r.entry
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.full != nil && bytes.Equal(e.head, head) {
+		// Shared read-only: encoding/json copies it while compacting.
+		return e.full, nil
+	}
+	out := make([]byte, 0, len(head)+len(`"tools":}`)+len(e.encoded))
+	out = append(out, head...)
 	out = append(out, `"tools":`...)
-	out = append(out, r.tools...)
-	return append(out, '}'), nil
+	out = append(out, e.encoded...)
+	out = append(out, '}')
+	e.head, e.full = head, out
+	return out, nil
 }

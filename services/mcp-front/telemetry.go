@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc/metadata"
 
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
@@ -57,9 +58,17 @@ func grpcTraceContext(ctx context.Context) context.Context {
 	return otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(h))
 }
 
+// noSpan is the non-recording span of a call when tracing is off.
+var noSpan = trace.SpanFromContext(context.Background())
+
 // startCallSpan starts the server span of one tools/call (MCP) or CallTool
 // (gRPC).
 func (s *Service) startCallSpan(ctx context.Context, req callRequest, callID string, sessionID string) (context.Context, trace.Span) {
+	if _, off := s.tracer.(tracenoop.Tracer); off {
+		// Tracing off: a no-op span would only cost a name and a context
+		// per call; ctx keeps its parent's span context (trace_id in logs).
+		return ctx, noSpan
+	}
 	name := "tools/call " + req.tool.name
 	if req.via == "grpc" {
 		name = "toolbus.v1.ToolService/CallTool"
