@@ -265,6 +265,9 @@ func (a *Applier) apply(ctx context.Context, p *catalog.Projection, ev Event, c 
 			dup := cur != nil && (cur.EventID == ev.ID || slices.ContainsFunc(cur.History, func(x HistoryEntry) bool { return x.EventID == ev.ID }))
 			return outcome, dup, nil
 		}
+		// The record remembers the span that wrote it (the apply span), so
+		// that Notify continues the event's trace; merge returned a copy.
+		next.Trace = traceOf(ctx)
 		data, err := json.Marshal(next)
 		if err != nil {
 			return Ignored, false, fmt.Errorf("encode entity: %w", err)

@@ -78,8 +78,21 @@ type Entity struct {
 	// History lists the entity's most recent events (applied or superseded)
 	// in order, oldest first, up to the projection's history length.
 	History []HistoryEntry `json:"history,omitempty"`
+	// Trace is the W3C trace context of the apply span that wrote this
+	// record (absent when that write was not traced), so that whoever
+	// watches the bucket can continue the event's trace: KV entries carry
+	// no headers. It identifies a span, nothing more; it is not part of
+	// the entity's state and not shown to MCP clients.
+	Trace *TraceContext `json:"trace,omitempty"`
 	// Revision is the KV revision the entity was read at.
 	Revision uint64 `json:"-"`
+}
+
+// TraceContext is a W3C trace context (the traceparent and tracestate
+// headers' values).
+type TraceContext struct {
+	Traceparent string `json:"traceparent"`
+	Tracestate  string `json:"tracestate,omitempty"`
 }
 
 // HistoryEntry is one event seen for an entity.

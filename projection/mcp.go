@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/telemetry"
 )
 
 // EntityView is an entity as MCP clients see it.
@@ -187,21 +191,42 @@ func UnsubscribeHandler(context.Context, *mcp.UnsubscribeRequest) error { return
 // Notify watches every projection bucket and tells srv about each changed
 // entity: ResourceUpdated for the entity's URI and for the listing URI
 // (the server sends it only to sessions subscribed to that URI). It
-// returns when ctx ends; run it for the life of the server.
+// returns when ctx ends; run it for the life of the server. It records no
+// spans: NotifyWith with a TracerProvider does.
 func Notify(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Catalog, log *slog.Logger) error {
+	return NotifyWith(ctx, srv, r, cat, NotifyOptions{Logger: log})
+}
+
+// NotifyOptions are the optional parts of NotifyWith.
+type NotifyOptions struct {
+	// Logger: slog.Default() when nil.
+	Logger *slog.Logger
+	// TracerProvider records a "notify <projection>" span per changed
+	// entity, a child of the apply span that wrote it (Entity.Trace), or a
+	// root span when the record carries no trace context. No spans when nil.
+	TracerProvider trace.TracerProvider
+}
+
+// notifyTracerName is the instrumentation scope of notify spans.
+const notifyTracerName = "github.com/toolbus/toolbus/projection"
+
+// NotifyWith is Notify with options.
+func NotifyWith(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Catalog, o NotifyOptions) error {
+	log := o.Logger
 	if log == nil {
 		log = slog.Default()
 	}
+	tp := o.TracerProvider
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	tracer := tp.Tracer(notifyTracerName)
 	var wg sync.WaitGroup
 	for _, name := range sortedNames(cat) {
 		wg.Go(func() {
 			for {
-				err := r.Watch(ctx, name, func(key string) {
-					for _, uri := range []string{EntityURI(name, key), ListURI(name)} {
-						if err := srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
-							log.Warn("resource update notification", "uri", uri, "error", err)
-						}
-					}
+				err := r.WatchEntities(ctx, name, func(e *Entity) {
+					notifyEntity(ctx, srv, tracer, log, name, e)
 				})
 				if ctx.Err() != nil {
 					return
@@ -218,4 +243,38 @@ func Notify(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Catalo
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// notifyEntity sends the notifications of one changed entity under a
+// "notify <projection>" producer span continuing the apply span's trace.
+// The entity key may be personal data, so the span carries its hash and
+// the resource template, not the entity URI.
+func notifyEntity(ctx context.Context, srv *mcp.Server, tracer trace.Tracer, log *slog.Logger, name string, e *Entity) {
+	opts := []trace.SpanStartOption{
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			telemetry.AttrProjection.String(name),
+			telemetry.AttrMCPMethod.String("notifications/resources/updated"),
+			telemetry.AttrMCPResourceTemplate.String(URIPrefix+name+"/{key}"),
+			telemetry.AttrEntityKeyHash.String(KeyHash(e.Key)),
+		),
+	}
+	if parent := e.Trace.SpanContext(); parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	} else {
+		opts = append(opts, trace.WithNewRoot())
+	}
+	ctx, span := tracer.Start(ctx, "notify "+name, opts...)
+	defer span.End()
+	failed := 0
+	for _, uri := range []string{EntityURI(name, e.Key), ListURI(name)} {
+		if err := srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri}); err != nil {
+			failed++
+			span.RecordError(err)
+			log.WarnContext(ctx, "resource update notification", "uri", uri, "error", err)
+		}
+	}
+	if failed > 0 {
+		span.SetStatus(codes.Error, "resource update notification failed")
+	}
 }

@@ -239,6 +239,14 @@ func matches(e *Entity, where map[string]any) bool {
 // started, until ctx ends. A bucket that does not exist yet is waited for.
 // It returns ctx's error, or the watcher's if it fails.
 func (r *Reader) Watch(ctx context.Context, projection string, changed func(key string)) error {
+	return r.WatchEntities(ctx, projection, func(e *Entity) { changed(e.Key) })
+}
+
+// WatchEntities is Watch handing over the record written, so the callback
+// can use it without reading the bucket again (Trace, to continue the
+// writer's trace). A record that does not decode still reports its key:
+// changed gets an Entity with only Key set.
+func (r *Reader) WatchEntities(ctx context.Context, projection string, changed func(e *Entity)) error {
 	for {
 		kv, err := r.bucket(ctx, projection)
 		if err != nil {
@@ -255,7 +263,7 @@ func (r *Reader) Watch(ctx context.Context, projection string, changed func(key 
 	}
 }
 
-func (r *Reader) watch(ctx context.Context, kv jetstream.KeyValue, projection string, changed func(key string)) error {
+func (r *Reader) watch(ctx context.Context, kv jetstream.KeyValue, projection string, changed func(e *Entity)) error {
 	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", projection, err)
@@ -276,7 +284,11 @@ func (r *Reader) watch(ctx context.Context, kv jetstream.KeyValue, projection st
 			if err != nil {
 				continue // not written by Apply
 			}
-			changed(key)
+			e, err := decodeEntry(entry)
+			if err != nil || e.Key != key {
+				e = &Entity{Key: key, Revision: entry.Revision()}
+			}
+			changed(e)
 		}
 	}
 }

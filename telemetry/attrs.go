@@ -56,14 +56,17 @@ const (
 	AttrMessagingStreamSeq     = attribute.Key("messaging.nats.stream.sequence")
 
 	// MCP (gen-ai / MCP conventions) and RPC.
-	AttrMCPMethod       = attribute.Key("mcp.method.name")
-	AttrMCPSessionID    = attribute.Key("mcp.session.id")
-	AttrGenAIToolName   = attribute.Key("gen_ai.tool.name")
-	AttrGenAIOperation  = attribute.Key("gen_ai.operation.name")
-	AttrRPCSystem       = attribute.Key("rpc.system")
-	AttrRPCService      = attribute.Key("rpc.service")
-	AttrRPCMethod       = attribute.Key("rpc.method")
-	AttrNetworkProtocol = attribute.Key("network.protocol.name")
+	AttrMCPMethod    = attribute.Key("mcp.method.name")
+	AttrMCPSessionID = attribute.Key("mcp.session.id")
+	// AttrMCPResourceTemplate is the URI template of a resource, for spans
+	// about a resource whose URI holds personal data (an entity key).
+	AttrMCPResourceTemplate = attribute.Key("toolbus.mcp.resource.template")
+	AttrGenAIToolName       = attribute.Key("gen_ai.tool.name")
+	AttrGenAIOperation      = attribute.Key("gen_ai.operation.name")
+	AttrRPCSystem           = attribute.Key("rpc.system")
+	AttrRPCService          = attribute.Key("rpc.service")
+	AttrRPCMethod           = attribute.Key("rpc.method")
+	AttrNetworkProtocol     = attribute.Key("network.protocol.name")
 
 	// HTTP client.
 	AttrHTTPMethod      = attribute.Key("http.request.method")

@@ -22,6 +22,7 @@ type Report struct {
 	Settings Settings     `json:"settings"`
 	Runs     []Run        `json:"runs"`
 	Catalog  *Catalog     `json:"catalog,omitempty"`
+	Webhooks *Webhooks    `json:"webhooks,omitempty"`
 	Skipped  []Skipped    `json:"skipped,omitempty"`
 	Titles   []Scenario   `json:"scenarios"`
 	Budget   []BudgetLine `json:"budget,omitempty"`
@@ -89,19 +90,72 @@ type Run struct {
 
 // Catalog is the catalog-scale scenario.
 type Catalog struct {
-	Tools             int     `json:"tools"`
-	CatalogBytes      int     `json:"catalog_bytes"`
-	ParseMs           float64 `json:"parse_ms"`
-	ParseAllocMB      float64 `json:"parse_alloc_mb"`
-	StartupMs         float64 `json:"startup_to_ready_ms"`
-	ServerPeakMB      float64 `json:"server_peak_rss_mb"`
-	ListCalls         int     `json:"tools_list_calls"`
-	ListP50us         float64 `json:"tools_list_p50_us"`
-	ListP99us         float64 `json:"tools_list_p99_us"`
-	ListErrors        int     `json:"tools_list_errors"`
-	ListedTools       int     `json:"listed_tools"`
-	OpenAPIImport     string  `json:"openapi_import,omitempty"`
-	ListResponseBytes int     `json:"tools_list_response_bytes,omitempty"`
+	Tools         int     `json:"tools"`
+	CatalogBytes  int     `json:"catalog_bytes"`
+	ParseMs       float64 `json:"parse_ms"`
+	ParseAllocMB  float64 `json:"parse_alloc_mb"`
+	StartupMs     float64 `json:"startup_to_ready_ms"`
+	ServerPeakMB  float64 `json:"server_peak_rss_mb"`
+	ListCalls     int     `json:"tools_list_calls"`
+	ListP50us     float64 `json:"tools_list_p50_us"`
+	ListP99us     float64 `json:"tools_list_p99_us"`
+	ListErrors    int     `json:"tools_list_errors"`
+	ListedTools   int     `json:"listed_tools"`
+	OpenAPIImport string  `json:"openapi_import,omitempty"`
+	// Imports are the large OpenAPI documents loaded through catalog.Load.
+	Imports           []OpenAPIImport `json:"openapi_imports,omitempty"`
+	ListResponseBytes int             `json:"tools_list_response_bytes,omitempty"`
+}
+
+// OpenAPIImport is one large OpenAPI document imported by catalog.Load in
+// a child process of its own, so that its peak RSS is the import's.
+type OpenAPIImport struct {
+	Name       string  `json:"name"`
+	File       string  `json:"file"`
+	SpecBytes  int64   `json:"spec_bytes"`
+	Tools      int     `json:"tools"`
+	Runs       int     `json:"runs"`
+	LoadMs     float64 `json:"load_ms"`     // fastest run
+	LoadMsMax  float64 `json:"load_ms_max"` // slowest run
+	AllocMB    float64 `json:"alloc_mb"`    // Go heap allocated by one Load
+	RetainedMB float64 `json:"retained_mb"` // live heap after GC, catalog held
+	PeakRSSMB  float64 `json:"peak_rss_mb"` // the child's VmHWM
+	Error      string  `json:"error,omitempty"`
+}
+
+// Webhooks is the webhook-ingest scenario.
+type Webhooks struct {
+	Note string       `json:"note"`
+	Runs []WebhookRun `json:"runs"`
+	// PerKBus is the p50 latency slope per KB of body, from the closed-loop
+	// p50s at the smallest and largest body size.
+	PerKBus float64 `json:"p50_us_per_kb"`
+	// PerKB1us is the same slope at one sender, where the p50 is service
+	// time rather than queueing.
+	PerKB1us float64 `json:"p50_us_per_kb_one_sender"`
+}
+
+// WebhookRun is one webhook load: closed loop (Senders each post as fast
+// as answers come) or open loop (paced at TargetRate, latency counted from
+// each event's scheduled time).
+type WebhookRun struct {
+	Mode       string   `json:"mode"` // "closed" or "open"
+	BodyBytes  int      `json:"body_bytes"`
+	Senders    int      `json:"senders"`
+	TargetRate float64  `json:"target_rate,omitempty"`
+	Acked      int64    `json:"acked"` // 2xx answers in the window
+	ElapsedSec float64  `json:"elapsed_seconds"`
+	Rate       float64  `json:"acked_per_second"`
+	P50us      float64  `json:"p50_us"`
+	P90us      float64  `json:"p90_us"`
+	P99us      float64  `json:"p99_us"`
+	MaxUs      float64  `json:"max_us"`
+	ServerCPU  float64  `json:"server_cpu_s_per_1k"`
+	ClientCPU  float64  `json:"client_cpu_s_per_1k"`
+	PeakRSSMB  float64  `json:"server_peak_rss_mb"`
+	Errors     int64    `json:"errors"`
+	Late       int64    `json:"late,omitempty"` // open loop: sends that started > 1 ms after their slot
+	Samples    []string `json:"error_samples,omitempty"`
 }
 
 // BudgetLine is one target of the design's performance budget, checked
@@ -181,6 +235,37 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, im := range r.catalogImports() {
+		if im.Error != "" {
+			fmt.Fprintf(w, "\nOpenAPI import %s (%s): %s\n", im.Name, im.File, im.Error)
+			continue
+		}
+		fmt.Fprintf(w, "\nOpenAPI import %s (%.1f MB, `catalog.Load`, %d tools): %.0f ms (slowest of %d: %.0f ms), %.0f MB Go heap allocated, %.0f MB live after GC, child peak RSS %.0f MB\n",
+			im.Name, float64(im.SpecBytes)/1e6, im.Tools, im.LoadMs, im.Runs, im.LoadMsMax, im.AllocMB, im.RetainedMB, im.PeakRSSMB)
+	}
+	if wh := r.Webhooks; wh != nil && len(wh.Runs) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "Webhooks (%s):\n\n", wh.Note)
+		fmt.Fprintln(w, "| Load | Body | Senders | Target/s | Acked/s | p50 µs | p90 µs | p99 µs | max µs | Server CPU s/1k | Generator CPU s/1k | Server peak RSS MB | Errors | Late |")
+		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+		for _, x := range wh.Runs {
+			tr := "—"
+			if x.TargetRate > 0 {
+				tr = f0(x.TargetRate)
+			}
+			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %.1f | %d | %d |\n",
+				x.Mode, bodySize(x.BodyBytes), x.Senders, tr, f0(x.Rate), f0(x.P50us), f0(x.P90us), f0(x.P99us), f0(x.MaxUs),
+				cpu(x.ServerCPU), cpu(x.ClientCPU), x.PeakRSSMB, x.Errors, x.Late)
+		}
+		if wh.PerKBus != 0 {
+			fmt.Fprintf(w, "\np50 slope per KB of body (closed loop, smallest to largest body): %.2f µs/KB at the full sender count, %.2f µs/KB at one sender\n", wh.PerKBus, wh.PerKB1us)
+		}
+		for _, x := range wh.Runs {
+			for _, s := range x.Samples {
+				fmt.Fprintf(w, "- %s %s error: %s\n", x.Mode, bodySize(x.BodyBytes), s)
+			}
+		}
+	}
 	if len(r.Budget) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| Budget target (design §6) | Measured | Verdict |")
@@ -205,6 +290,13 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Notes: "+strings.Join(notes, "; ")+".")
 	}
+}
+
+func (r *Report) catalogImports() []OpenAPIImport {
+	if r.Catalog == nil {
+		return nil
+	}
+	return r.Catalog.Imports
 }
 
 func clientName(c string) string {
@@ -232,4 +324,11 @@ func (r *Report) Scenarios() []string {
 		}
 	}
 	return out
+}
+
+func bodySize(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +29,8 @@ import (
 // one being served. In the all-in-one the --catalog file is polled and
 // applied the same way.
 
-// reloader is a service that can swap catalogs while running.
+// reloader is a service that can swap catalogs while running: mcp-front,
+// rest-worker and graphql-worker.
 type reloader interface {
 	Reload(*catalog.Catalog) error
 }
@@ -182,6 +184,15 @@ func (r *catalogReload) apply(value []byte, rev uint64) {
 	var cat *catalog.Catalog
 	if err == nil {
 		cat, err = catalog.ParseBundle(b)
+	}
+	if err == nil {
+		// The graphql-worker cannot serve operations whose schema is still
+		// to be introspected (nothing is fetched during a reload): refuse
+		// the catalog before any service takes it, so mcp-front and the
+		// workers keep serving the same catalog.
+		if p := cat.PendingGraphQLSchemas(); len(p) > 0 {
+			err = fmt.Errorf("the schemas of graphql upstreams %s are not cached (introspection runs at start only): add a schema file or cache, or restart", strings.Join(p, ", "))
+		}
 	}
 	if err != nil {
 		r.log.Error("applied catalog refused; the current catalog keeps serving", "revision", rev, "error", err)

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,7 +30,7 @@ import (
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
-	"github.com/toolbus/toolbus/shape"
+	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 	"github.com/toolbus/toolbus/upstream"
 )
 
@@ -71,6 +72,10 @@ type Service struct {
 	log       *slog.Logger
 	upstreams []*catalog.Upstream
 	h         *handler
+	// gen is the catalog being served (reload.go); stores are opened by
+	// Start.
+	gen    atomic.Pointer[generation]
+	stores stores
 
 	mu      sync.Mutex
 	worker  *bus.Worker
@@ -162,8 +167,12 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("graphql-worker: %w", err)
 	}
-	shaped := shape.Middleware(s.opts.Catalog.Tool, conts)(s.h.handle)
-	handle := results.Remember(shaped, s.h.mutating)
+	s.stores = stores{results: results, conts: conts}
+	s.gen.Store(s.newGeneration(s.opts.Catalog, s.h))
+	// Each call runs on the generation current when it arrives (reload.go).
+	handle := func(ctx context.Context, call *toolbusv1.ToolCall, d bus.Delivery) (*toolbusv1.ToolResult, error) {
+		return s.gen.Load().handle(ctx, call, d)
+	}
 	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
 		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
@@ -199,5 +208,8 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		err = w.Shutdown(ctx)
 	}
 	s.h.closeIdle()
+	if g := s.gen.Load(); g != nil {
+		g.h.closeIdle()
+	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/projection"
@@ -32,12 +33,14 @@ func withState(cat *catalog.Catalog, js jetstream.JetStream, sopts *mcp.ServerOp
 }
 
 // start watches the projection buckets for the life of the service.
-func (st *stateSurface) start(srv *mcp.Server, cat *catalog.Catalog, log *slog.Logger) {
+// Each notification is a "notify <projection>" span of tp continuing the
+// trace of the event that changed the entity.
+func (st *stateSurface) start(srv *mcp.Server, cat *catalog.Catalog, log *slog.Logger, tp trace.TracerProvider) {
 	ctx, cancel := context.WithCancel(context.Background())
 	st.cancel, st.done = cancel, make(chan struct{})
 	go func() {
 		defer close(st.done)
-		if err := projection.Notify(ctx, srv, st.reader, cat, log); err != nil && ctx.Err() == nil {
+		if err := projection.NotifyWith(ctx, srv, st.reader, cat, projection.NotifyOptions{Logger: log, TracerProvider: tp}); err != nil && ctx.Err() == nil {
 			log.Error("projection notifications stopped", "error", err)
 		}
 	}()

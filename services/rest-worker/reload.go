@@ -67,9 +67,14 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 			s.log.Warn("catalog reload: upstream removed; its queued calls fail as unknown tools", "upstream", n)
 		}
 	}
-	ups, err := selectUpstreams(cat, keep)
-	if err != nil {
-		return fmt.Errorf("rest-worker: reload: %w", err)
+	// An empty selection means "all" to selectUpstreams; here it means the
+	// catalog no longer has any upstream this worker consumes.
+	var ups []*catalog.Upstream
+	if len(keep) > 0 {
+		var err error
+		if ups, err = selectUpstreams(cat, keep); err != nil {
+			return fmt.Errorf("rest-worker: reload: %w", err)
+		}
 	}
 	h, err := newHandler(cat, ups, s.opts.HTTP)
 	if err != nil {

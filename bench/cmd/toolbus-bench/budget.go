@@ -62,5 +62,28 @@ func budget(r *report.Report) []report.BudgetLine {
 	if c := r.Catalog; c != nil && c.Tools >= 1000 {
 		add(fmt.Sprintf("tools/list on %d tools < 5 ms", c.Tools), fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", c.ListP50us/1e3, c.ListP99us/1e3), c.ListP99us < 5000)
 	}
+	if wh := r.Webhooks; wh != nil {
+		var closed1k, open1k *report.WebhookRun
+		for i := range wh.Runs {
+			x := &wh.Runs[i]
+			if x.BodyBytes == 1024 && x.Mode == "closed" && closed1k == nil {
+				closed1k = x
+			}
+			if x.BodyBytes == 1024 && x.TargetRate > 0 && open1k == nil {
+				open1k = x
+			}
+		}
+		if closed1k != nil && closed1k.Senders >= 64 {
+			add(fmt.Sprintf("Webhook ingest ≥ 12,000 acknowledged events/s (1 KB, %d senders)", closed1k.Senders),
+				fmt.Sprintf("%.0f events/s", closed1k.Rate), closed1k.Rate >= 12000)
+		}
+		if open1k != nil && open1k.Acked > 0 {
+			add("Webhook ingest p99 < 10 ms at 80% of the maximum rate (1 KB, open loop)",
+				fmt.Sprintf("p99 %.2f ms at %.0f events/s", open1k.P99us/1e3, open1k.TargetRate), open1k.P99us < 10000)
+		}
+		if wh.PerKBus != 0 {
+			add("Webhook ingest ≤ 1.5 µs extra p50 per KB of body", fmt.Sprintf("%.2f µs/KB (one sender: %.2f µs/KB)", wh.PerKBus, wh.PerKB1us), wh.PerKBus <= 1.5)
+		}
+	}
 	return out
 }

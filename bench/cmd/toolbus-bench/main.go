@@ -35,6 +35,8 @@ func main() {
 		err = runUpstream(os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == cmdPlainMCP:
 		err = runPlainMCP(os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == cmdLoadCatalog:
+		err = runLoadCatalog(os.Args[2:])
 	default:
 		err = run(os.Args[1:])
 	}
@@ -61,6 +63,10 @@ type options struct {
 	callTimeout time.Duration
 	smoke       bool
 	keep        bool
+
+	hookSenders      int
+	hookBodies       []int
+	hookOpenFraction float64
 }
 
 var allScenarios = []string{"direct", "plain", "toolbus", "toolbus-split", "peer", "webhooks", "catalog"}
@@ -83,6 +89,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.client, "client", "raw", "MCP client for every MCP scenario: raw (small hand-written Streamable HTTP client; works with the peer) or sdk (the official go-sdk client; the peer cannot serve it)")
 	fs.DurationVar(&o.callTimeout, "call-timeout", 10*time.Second, "give up on one call after this long (counted as an error)")
 	fs.BoolVar(&o.smoke, "smoke", false, "prove the benchmark works: 1s windows at 1 and 4 clients, a short catalog run")
+	fs.IntVar(&o.hookSenders, "webhook-senders", 64, "concurrent senders of the webhooks scenario's closed-loop runs")
+	bodies := fs.String("webhook-bodies", "1024,65536", "comma-separated body sizes in bytes of the webhooks scenario (the first also gets the open-loop run)")
+	fs.Float64Var(&o.hookOpenFraction, "webhook-open-fraction", 0.8, "open-loop rate of the webhooks scenario, as a fraction of the first body size's closed-loop rate (0: no open-loop run)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (logs, catalogs, data) for inspection")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -92,6 +101,22 @@ func parseFlags(args []string) (*options, error) {
 		if !flagSet(fs, "concurrency") {
 			*conc = "1,4"
 		}
+		if !flagSet(fs, "webhook-senders") {
+			o.hookSenders = 4
+		}
+	}
+	for _, b := range strings.Split(*bodies, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(b))
+		if err != nil || n < 1 || n > 4<<20 {
+			return nil, fmt.Errorf("bad -webhook-bodies entry %q: want 1 to 4194304 bytes", b)
+		}
+		o.hookBodies = append(o.hookBodies, n)
+	}
+	if o.hookSenders < 1 || o.hookSenders > 4096 {
+		return nil, errors.New("-webhook-senders must be between 1 and 4096")
+	}
+	if o.hookOpenFraction < 0 || o.hookOpenFraction > 2 {
+		return nil, errors.New("-webhook-open-fraction must be between 0 and 2")
 	}
 	for _, s := range strings.Split(*scen, ",") {
 		s = strings.TrimSpace(s)
@@ -231,8 +256,14 @@ func run(args []string) error {
 			d.server.Stop(10 * time.Second)
 		}
 	}
-	if slices.Contains(o.scenarios, "webhooks") {
-		rep.Skipped = append(rep.Skipped, report.Skipped{Scenario: "webhooks", Reason: webhooksUnavailable(e)})
+	if slices.Contains(o.scenarios, "webhooks") && ctx.Err() == nil {
+		logf("scenario webhooks: starting")
+		w, err := measureWebhooks(ctx, e, o)
+		if err != nil {
+			logf("scenario webhooks: skipped: %v", err)
+			rep.Skipped = append(rep.Skipped, report.Skipped{Scenario: "webhooks", Reason: err.Error()})
+		}
+		rep.Webhooks = w
 	}
 	if slices.Contains(o.scenarios, "catalog") && ctx.Err() == nil {
 		logf("scenario catalog: starting")
@@ -356,18 +387,4 @@ func loadAvg() string {
 		return "?"
 	}
 	return f[0]
-}
-
-// webhooksUnavailable explains why the webhook scenario does not run yet.
-// When services/webhook-ingest serves POST /webhooks/{source} with
-// signature verification, this becomes a scenario: 64 senders posting
-// signed 1 KB and 64 KB bodies to `toolbus serve --services
-// webhook-ingest,...`, counting 2xx answers (durably acknowledged) per
-// second and checking each event reaches the stream once.
-func webhooksUnavailable(e *env) string {
-	matches, _ := filepath.Glob(filepath.Join(e.repo, "services", "webhook-ingest", "*.go"))
-	if len(matches) == 0 {
-		return "services/webhook-ingest has no code yet (hook left in bench/cmd/toolbus-bench/main.go: webhooksUnavailable)"
-	}
-	return "services/webhook-ingest exists but the benchmark does not drive it yet (see webhooksUnavailable in bench/cmd/toolbus-bench/main.go)"
 }

@@ -204,7 +204,13 @@ func (e *env) benchCatalog() (string, error) {
 // startToolbus runs `toolbus serve` with args and waits until it is ready.
 // It returns the HTTP address when the process serves HTTP.
 func startToolbus(ctx context.Context, e *env, name string, args ...string) (*proc.Process, string, error) {
-	p, err := proc.Start(name, proc.LogPath(e.tmp, name), e.tmp, nil, e.toolbusBin, append([]string{"serve"}, args...)...)
+	return startToolbusEnv(ctx, e, name, nil, args...)
+}
+
+// startToolbusEnv is startToolbus with env added to the process's
+// environment.
+func startToolbusEnv(ctx context.Context, e *env, name string, env []string, args ...string) (*proc.Process, string, error) {
+	p, err := proc.Start(name, proc.LogPath(e.tmp, name), e.tmp, env, e.toolbusBin, append([]string{"serve"}, args...)...)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/toolbus/toolbus/bench/proc"
+	"github.com/toolbus/toolbus/bench/report"
+	"github.com/toolbus/toolbus/bench/target"
+	"github.com/toolbus/toolbus/signature"
+)
+
+// webhookSecretEnv carries the bench source's secret to toolbus; the
+// catalog refers to it as ${env:...}, never as a literal.
+const webhookSecretEnv = "TOOLBUS_BENCH_STRIPE_SECRET"
+
+// webhookEventType is the type of every event sent; it becomes the
+// subject's last token.
+const webhookEventType = "payment_intent.succeeded"
+
+// measureWebhooks runs `toolbus serve --services webhook-ingest` over
+// embedded NATS (JetStream file storage) with one stripe source, and posts
+// signed, distinct events to POST /webhooks/stripe: closed loop at
+// o.hookSenders senders for every body size, then open loop at
+// o.hookOpenFraction of the smallest body's closed-loop rate.
+func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks, error) {
+	if err := e.ensureToolbus(ctx); err != nil {
+		return nil, err
+	}
+	cat, err := e.benchCatalog()
+	if err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(cat)
+	if err != nil {
+		return nil, err
+	}
+	src = append(src, fmt.Sprintf("sources:\n  stripe:\n    scheme: stripe\n    secrets: [\"${env:%s}\"]\n", webhookSecretEnv)...)
+	hookCat := cat[:len(cat)-len(".yaml")] + "-webhooks.yaml"
+	if err := os.WriteFile(hookCat, src, 0o644); err != nil {
+		return nil, err
+	}
+	secret := "whsec_bench_" + randHex(16)
+	scheme, err := signature.New(signature.Config{Scheme: "stripe", Secrets: signature.Secrets{secret}})
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.MkdirTemp(e.tmp, "webhooks-data-")
+	if err != nil {
+		return nil, err
+	}
+	p, addr, err := startToolbusEnv(ctx, e, "toolbus-webhooks", []string{webhookSecretEnv + "=" + secret},
+		"--services", "webhook-ingest", "--catalog", hookCat, "--nats-listen", "none", "--http", "127.0.0.1:0", "--grpc", "none", "--data", data)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Stop(10 * time.Second)
+	if addr == "" {
+		return nil, fmt.Errorf("toolbus webhook-ingest reported no HTTP address (log %s)", p.Log)
+	}
+	s := &hookSender{
+		url: "http://" + addr + "/webhooks/stripe", scheme: scheme, http: target.NewHTTPClient(),
+		tag: strconv.FormatInt(time.Now().UnixNano(), 36), server: proc.Group{p},
+	}
+	out := &report.Webhooks{Note: "`toolbus serve --services webhook-ingest`, embedded NATS with JetStream file storage, one stripe source; every event signed and distinct, only 2xx (durably acknowledged) answers counted"}
+	for _, size := range o.hookBodies {
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		r := s.closed(ctx, size, o.hookSenders, o.warmup, o.duration, o.callTimeout)
+		logf("scenario webhooks closed %d B x%d: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d", size, o.hookSenders, r.Rate, r.P50us, r.P99us, r.Errors)
+		out.Runs = append(out.Runs, r)
+	}
+	out.PerKBus = perKB(out.Runs)
+	// The same bodies from one sender: the p50s are then service time, not
+	// queueing behind 63 other senders.
+	var one []report.WebhookRun
+	if o.hookSenders > 1 && len(o.hookBodies) >= 2 {
+		for _, size := range []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]} {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			r := s.closed(ctx, size, 1, o.warmup, min(o.duration, 3*time.Second), o.callTimeout)
+			logf("scenario webhooks closed %d B x1: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d", size, r.Rate, r.P50us, r.P99us, r.Errors)
+			one = append(one, r)
+		}
+		out.PerKB1us = perKB(one)
+	}
+	if len(out.Runs) > 0 && out.Runs[0].Rate > 0 && o.hookOpenFraction > 0 && ctx.Err() == nil {
+		base := out.Runs[0]
+		rate := base.Rate * o.hookOpenFraction
+		r := s.open(ctx, base.BodyBytes, 2*o.hookSenders, rate, o.warmup, o.duration, o.callTimeout)
+		r.Mode = fmt.Sprintf("open, %.0f%% of closed max", o.hookOpenFraction*100)
+		logf("scenario webhooks open %d B at %.0f/s: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d late %d", base.BodyBytes, rate, r.Rate, r.P50us, r.P99us, r.Errors, r.Late)
+		out.Runs = append(out.Runs, r)
+	}
+	out.Runs = append(out.Runs, one...)
+	return out, nil
+}
+
+// perKB is the p50 slope per KB between the first and the last run.
+func perKB(runs []report.WebhookRun) float64 {
+	if len(runs) < 2 {
+		return 0
+	}
+	lo, hi := runs[0], runs[len(runs)-1]
+	if hi.BodyBytes <= lo.BodyBytes || lo.Acked == 0 || hi.Acked == 0 {
+		return 0
+	}
+	return (hi.P50us - lo.P50us) / (float64(hi.BodyBytes-lo.BodyBytes) / 1024)
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// hookSender signs and posts events.
+type hookSender struct {
+	url    string
+	scheme signature.Scheme
+	http   *http.Client
+	tag    string
+	seq    atomic.Int64
+	server proc.Group
+}
+
+// body returns a Stripe-like event of exactly size bytes (or the smallest
+// possible when size is smaller) with a fresh id.
+func (s *hookSender) body(size int) (id string, b []byte) {
+	n := s.seq.Add(1)
+	id = "evt_" + s.tag + "_" + strconv.FormatInt(n, 10)
+	head := fmt.Sprintf(`{"id":%q,"object":"event","type":%q,"created":%d,"data":{"object":{"id":"pi_%d","object":"payment_intent","amount":%d,"currency":"usd","pad":"`,
+		id, webhookEventType, time.Now().Unix(), n, 100+n%10000)
+	const tail = `"}}}`
+	pad := max(0, size-len(head)-len(tail))
+	b = make([]byte, 0, len(head)+pad+len(tail))
+	b = append(b, head...)
+	b = append(b, bytes.Repeat([]byte{'x'}, pad)...)
+	b = append(b, tail...)
+	return id, b
+}
+
+// post sends one event; ok is a 2xx answer.
+func (s *hookSender) post(ctx context.Context, size int, timeout time.Duration) (ok bool, sample string) {
+	id, b := s.body(size)
+	h, err := s.scheme.Sign(b, time.Now(), id, webhookEventType)
+	if err != nil {
+		return false, "sign: " + err.Error()
+	}
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, s.url, bytes.NewReader(b))
+	if err != nil {
+		return false, err.Error()
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return false, fmt.Sprintf("status %d: %.120s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return true, ""
+}
+
+// tally gathers one run's outcomes.
+type tally struct {
+	mu      sync.Mutex
+	lats    []time.Duration
+	errors  int64
+	late    int64
+	samples []string
+}
+
+func (t *tally) add(ok bool, lat time.Duration, sample string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ok {
+		t.lats = append(t.lats, lat)
+		return
+	}
+	t.errors++
+	if len(t.samples) < 5 && !slices.Contains(t.samples, sample) {
+		t.samples = append(t.samples, sample)
+	}
+}
+
+// window snapshots the server's and the generator's CPU over the measured
+// window.
+type window struct {
+	server  proc.Group
+	snap    proc.Snapshot
+	self0   time.Duration
+	self1   time.Duration
+	use     []proc.Usage
+	started time.Time
+	elapsed time.Duration
+}
+
+func (w *window) open() {
+	w.server.ResetPeak()
+	w.snap = w.server.Snap()
+	w.self0, _ = proc.CPU(0)
+	w.started = time.Now()
+}
+
+func (w *window) close() {
+	w.elapsed = time.Since(w.started)
+	w.self1, _ = proc.CPU(0)
+	w.use = w.server.Since(w.snap)
+}
+
+func (w *window) fill(r *report.WebhookRun, t *tally) {
+	lats := t.lats
+	slices.Sort(lats)
+	q := func(f float64) float64 {
+		if len(lats) == 0 {
+			return 0
+		}
+		return float64(lats[min(len(lats)-1, int(f*float64(len(lats))))].Nanoseconds()) / 1e3
+	}
+	r.Acked, r.Errors, r.Late, r.Samples = int64(len(lats)), t.errors, t.late, t.samples
+	r.ElapsedSec = w.elapsed.Seconds()
+	if r.ElapsedSec > 0 {
+		r.Rate = float64(r.Acked) / r.ElapsedSec
+	}
+	r.P50us, r.P90us, r.P99us, r.MaxUs = q(0.50), q(0.90), q(0.99), q(1)
+	var cpu float64
+	var rss int64
+	for _, u := range w.use {
+		cpu += u.CPUSec
+		rss += u.PeakRSSB
+	}
+	if r.Acked > 0 {
+		r.ServerCPU = cpu / float64(r.Acked) * 1000
+		r.ClientCPU = (w.self1 - w.self0).Seconds() / float64(r.Acked) * 1000
+	}
+	r.PeakRSSMB = float64(rss) / (1 << 20)
+}
+
+// closed runs senders loops that each post the next event as soon as the
+// previous one is answered; only events sent inside the window count.
+func (s *hookSender) closed(ctx context.Context, size, senders int, warmup, dur, timeout time.Duration) report.WebhookRun {
+	r := report.WebhookRun{Mode: "closed", BodyBytes: size, Senders: senders}
+	t := &tally{}
+	w := &window{server: s.server}
+	var measuring atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range senders {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				m := measuring.Load()
+				t0 := time.Now()
+				ok, sample := s.post(ctx, size, timeout)
+				if m && measuring.Load() {
+					t.add(ok, time.Since(t0), sample)
+				}
+			}
+		})
+	}
+	sleepCtx(ctx, warmup)
+	w.open()
+	measuring.Store(true)
+	sleepCtx(ctx, dur)
+	measuring.Store(false)
+	w.close()
+	close(stop)
+	wg.Wait()
+	w.fill(&r, t)
+	return r
+}
+
+// open posts at rate events per second whatever the answers: a
+// dispatcher queues each event at its scheduled time for a pool of workers
+// (twice the closed-loop senders, each with its kept-alive connection), and
+// each latency runs from the scheduled time, so that a stall or a busy pool
+// is not hidden by the generator waiting on it.
+func (s *hookSender) open(ctx context.Context, size, workers int, rate float64, warmup, dur, timeout time.Duration) report.WebhookRun {
+	r := report.WebhookRun{BodyBytes: size, Senders: workers, TargetRate: rate}
+	t := &tally{}
+	w := &window{server: s.server}
+	interval := time.Duration(float64(time.Second) / rate)
+	type slot struct {
+		due      time.Time
+		measured bool
+	}
+	queue := make(chan slot, 1<<16)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for sl := range queue {
+				late := time.Since(sl.due) > time.Millisecond
+				ok, sample := s.post(ctx, size, timeout)
+				if sl.measured {
+					t.add(ok, time.Since(sl.due), sample)
+					if late {
+						t.mu.Lock()
+						t.late++
+						t.mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	start := time.Now()
+	winStart, winEnd := start.Add(warmup), start.Add(warmup+dur)
+	opened := false
+	for i := 0; ctx.Err() == nil; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if !due.Before(winEnd) {
+			break
+		}
+		if d := time.Until(due); d > 0 {
+			time.Sleep(d)
+		}
+		measured := !due.Before(winStart)
+		if measured && !opened {
+			w.open()
+			opened = true
+		}
+		queue <- slot{due, measured}
+	}
+	close(queue)
+	if !opened {
+		w.open()
+	}
+	// The window ends with the last scheduled send; the answers still in
+	// flight are waited for (they count), the CPU is read after them.
+	wg.Wait()
+	w.close()
+	w.elapsed = dur
+	w.fill(&r, t)
+	return r
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
