@@ -96,7 +96,10 @@ func (t Topology) KeyValues() []jetstream.KeyValueConfig {
 // ensureKeyValues creates or updates every KV bucket.
 func (t Topology) ensureKeyValues(ctx context.Context, js jetstream.JetStream) error {
 	for _, cfg := range t.KeyValues() {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		if err := Declare(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+			return err
+		}); err != nil {
 			return fmt.Errorf("ensure kv bucket %s: %w", cfg.Bucket, err)
 		}
 	}

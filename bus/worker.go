@@ -108,7 +108,11 @@ func (w *Worker) ServeCalls(ctx context.Context, cc CallConsumer, h CallHandler)
 		return err
 	}
 	cfg := cc.Config()
-	cons, err := w.js.CreateOrUpdateConsumer(ctx, StreamCalls, cfg)
+	var cons jetstream.Consumer
+	err := Declare(ctx, func(ctx context.Context) (err error) {
+		cons, err = w.js.CreateOrUpdateConsumer(ctx, StreamCalls, cfg)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}

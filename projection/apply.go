@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 )
 
@@ -84,7 +85,10 @@ func BucketConfig(p *catalog.Projection, o BucketOptions) jetstream.KeyValueConf
 // idempotent and safe from every replica at start-up.
 func EnsureBuckets(ctx context.Context, js jetstream.JetStream, cat *catalog.Catalog, o BucketOptions) error {
 	for _, name := range sortedNames(cat) {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(cat.Projections[name], o)); err != nil {
+		if err := bus.Declare(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(cat.Projections[name], o))
+			return err
+		}); err != nil {
 			return fmt.Errorf("ensure bucket %s: %w", Bucket(name), err)
 		}
 	}

@@ -186,7 +186,11 @@ func (s *Service) Start(ctx context.Context) error {
 		return fmt.Errorf("state-updater: %w", err)
 	}
 	for _, p := range s.projs {
-		cons, err := s.opts.JS.CreateOrUpdateConsumer(ctx, bus.StreamWebhooks, s.ConsumerConfig(p))
+		var cons jetstream.Consumer
+		err := bus.Declare(ctx, func(ctx context.Context) (err error) {
+			cons, err = s.opts.JS.CreateOrUpdateConsumer(ctx, bus.StreamWebhooks, s.ConsumerConfig(p))
+			return err
+		})
 		if err == nil {
 			var cc jetstream.ConsumeContext
 			cc, err = cons.Consume(func(msg jetstream.Msg) { s.handle(p, msg) },
