@@ -103,9 +103,26 @@ openapi-specs: ## Fetch the pinned large OpenAPI documents (Stripe, GitHub) that
 
 .PHONY: bench bench-smoke
 BENCH_FLAGS ?=
-bench: tools ## Benchmark Toolbus against its floors and an npm peer (~4 min); writes bench/results and docs/perf/*.svg.
+bench: tools bench-go ## Benchmark Toolbus against its floors and an npm peer (~6 min); writes bench/results and docs/perf/*.svg.
 	bench/peer/setup.sh || echo "bench: peer not installed; its scenario will be skipped"
 	cd bench && GOWORK=off GOFLAGS=-mod=mod $(GO) run ./cmd/toolbus-bench -out results -charts ../docs/perf $(BENCH_FLAGS)
+
+# The hot paths one by one (Go benchmarks), written to bench/results/go.txt.
+BENCH_GO := \
+	BusRoundTrip:./bus \
+	QuotaNoLimitHit:./upstream \
+	ValidateArguments:./catalog \
+	Verify:./signature \
+	Handle:./services/rest-worker \
+	Handle:./services/graphql-worker \
+	Import:./openapi
+.PHONY: bench-go
+bench-go: ## Go benchmarks of each hot path (bus round trip, quota layer, argument validation, signatures, REST and GraphQL handlers, OpenAPI import).
+	@mkdir -p bench/results; : > bench/results/go.txt
+	@for b in $(BENCH_GO); do \
+	  name=$${b%%:*}; pkg=$${b#*:}; \
+	  $(GO) test -run '^$$' -bench "^Benchmark$$name" -benchmem -count 3 $$pkg | tee -a bench/results/go.txt | grep -E '^Benchmark'; \
+	done
 
 bench-smoke: tools ## Prove the benchmark works (under a minute; no timing assertions).
 	cd bench && GOWORK=off GOFLAGS=-mod=mod $(GO) vet ./... && GOWORK=off GOFLAGS=-mod=mod $(GO) test -count=1 ./...

@@ -205,6 +205,10 @@ type NotifyOptions struct {
 	// entity, a child of the apply span that wrote it (Entity.Trace), or a
 	// root span when the record carries no trace context. No spans when nil.
 	TracerProvider trace.TracerProvider
+	// Watching, when set, is called each time the watch of a projection is
+	// established (at start and after a reconnect). Changes made before
+	// that moment are not notified: the watch sees updates only.
+	Watching func(projection string)
 }
 
 // notifyTracerName is the instrumentation scope of notify spans.
@@ -225,9 +229,13 @@ func NotifyWith(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Ca
 	for _, name := range sortedNames(cat) {
 		wg.Go(func() {
 			for {
-				err := r.WatchEntities(ctx, name, func(e *Entity) {
+				var watching func()
+				if o.Watching != nil {
+					watching = func() { o.Watching(name) }
+				}
+				err := r.watchEntities(ctx, name, func(e *Entity) {
 					notifyEntity(ctx, srv, tracer, log, name, e)
-				})
+				}, watching)
 				if ctx.Err() != nil {
 					return
 				}

@@ -247,13 +247,19 @@ func (r *Reader) Watch(ctx context.Context, projection string, changed func(key 
 // writer's trace). A record that does not decode still reports its key:
 // changed gets an Entity with only Key set.
 func (r *Reader) WatchEntities(ctx context.Context, projection string, changed func(e *Entity)) error {
+	return r.watchEntities(ctx, projection, changed, nil)
+}
+
+// watchEntities is WatchEntities, calling watching (when not nil) once the
+// watch is established.
+func (r *Reader) watchEntities(ctx context.Context, projection string, changed func(e *Entity), watching func()) error {
 	for {
 		kv, err := r.bucket(ctx, projection)
 		if err != nil {
 			return err
 		}
 		if kv != nil {
-			return r.watch(ctx, kv, projection, changed)
+			return r.watch(ctx, kv, projection, changed, watching)
 		}
 		select {
 		case <-ctx.Done():
@@ -263,12 +269,15 @@ func (r *Reader) WatchEntities(ctx context.Context, projection string, changed f
 	}
 }
 
-func (r *Reader) watch(ctx context.Context, kv jetstream.KeyValue, projection string, changed func(e *Entity)) error {
+func (r *Reader) watch(ctx context.Context, kv jetstream.KeyValue, projection string, changed func(e *Entity), watching func()) error {
 	w, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", projection, err)
 	}
 	defer w.Stop()
+	if watching != nil {
+		watching()
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -64,7 +64,13 @@ func TestMCPSurface(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() { _ = projection.Notify(ctx, srv, reader, b.cat, bustest.Logger()) })
+	watching := make(chan string, 4)
+	wg.Go(func() {
+		_ = projection.NotifyWith(ctx, srv, reader, b.cat, projection.NotifyOptions{
+			Logger:   bustest.Logger(),
+			Watching: func(p string) { watching <- p },
+		})
+	})
 
 	updated := make(chan string, 16)
 	client := mcp.NewClient(&mcp.Implementation{Name: "client"}, &mcp.ClientOptions{
@@ -156,6 +162,12 @@ func TestMCPSurface(t *testing.T) {
 
 	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
 		t.Fatal(err)
+	}
+	// The watch sees updates only: wait until it is in place.
+	select {
+	case <-watching:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the projection watch was not established")
 	}
 	send(pay("evt_3", "cus_42", 200, 1500))
 	select {
