@@ -26,6 +26,9 @@ type Report struct {
 	Skipped  []Skipped    `json:"skipped,omitempty"`
 	Titles   []Scenario   `json:"scenarios"`
 	Budget   []BudgetLine `json:"budget,omitempty"`
+	// Notes are lines a scenario reported after its runs (for example how
+	// many spans the traced scenario's sink received).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Machine describes where the run happened.
@@ -289,6 +292,10 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	if len(notes) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Notes: "+strings.Join(notes, "; ")+".")
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, n)
 	}
 }
 

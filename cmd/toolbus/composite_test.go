@@ -177,7 +177,7 @@ tools:
     merge: {customer: profile, stats: stats, orders: orders, invoices: invoices}
   - name: slow_dashboard
     description: A dashboard with a step that never answers in time.
-    timeout: 1s
+    timeout: 4s
     input_schema: {type: object, properties: {id: {type: string}}, required: [id]}
     steps:
       - {name: stats, tool: get_stats, args: {id: "{{ .input.id }}"}}

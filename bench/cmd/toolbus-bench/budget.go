@@ -37,8 +37,43 @@ func budget(r *report.Report) []report.BudgetLine {
 		add(fmt.Sprintf("All-in-one p99 lower than the peer's at %d clients", maxC),
 			fmt.Sprintf("%.0f vs %.0f µs", tb.P99us, pe.P99us), tb.P99us < pe.P99us)
 	}
-	if tb := r.Find("toolbus", maxC); tb != nil && maxC >= 64 {
-		add(fmt.Sprintf("All-in-one peak RSS < 100 MB at %d clients", maxC), fmt.Sprintf("%.1f MB", tb.ServerPeakMB), tb.ServerPeakMB < 100)
+	if tb := r.Find("toolbus", 64); tb != nil {
+		add("All-in-one peak RSS < 100 MB at 64 clients", fmt.Sprintf("%.1f MB", tb.ServerPeakMB), tb.ServerPeakMB < 100)
+	}
+	// Flat past saturation: the highest concurrency keeps ≥ 90% of the
+	// best throughput of the lower ones (design: no more than a 10% drop
+	// up to 256 clients).
+	for _, sc := range []string{"toolbus", "toolbus-split"} {
+		top := r.Find(sc, maxC)
+		if maxC < 256 || top == nil {
+			continue
+		}
+		var best float64
+		var bestC int
+		for _, c := range cs {
+			if run := r.Find(sc, c); run != nil && c < maxC && run.Throughput > best {
+				best, bestC = run.Throughput, c
+			}
+		}
+		if best > 0 {
+			q := top.Throughput / best
+			add(fmt.Sprintf("%s throughput at %d clients ≥ 90%% of its best at fewer clients", sc, maxC),
+				fmt.Sprintf("%.0f%% (%.0f calls/s vs %.0f at %d clients)", q*100, top.Throughput, best, bestC), q >= 0.9)
+		}
+	}
+	for _, c := range cs {
+		tr, tb := r.Find("toolbus-traced", c), r.Find("toolbus", c)
+		if tr == nil || tb == nil || tr.Calls == 0 || tb.Calls == 0 || (c != 1 && c != maxC) {
+			continue
+		}
+		if c == 1 {
+			d := tr.P50us - tb.P50us
+			add("Tracing on adds ≤ 10 µs p50 (1 client)", fmt.Sprintf("%+.0f µs (%.0f vs %.0f)", d, tr.P50us, tb.P50us), d <= 10)
+		} else {
+			q := tr.Throughput / tb.Throughput
+			add(fmt.Sprintf("Tracing on keeps ≥ 95%% of the throughput (%d clients)", c),
+				fmt.Sprintf("%.0f%% (%.0f vs %.0f calls/s)", q*100, tr.Throughput, tb.Throughput), q >= 0.95)
+		}
 	}
 	var wrong int64
 	var any bool

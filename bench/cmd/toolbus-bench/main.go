@@ -69,13 +69,13 @@ type options struct {
 	hookOpenFraction float64
 }
 
-var allScenarios = []string{"direct", "plain", "toolbus", "toolbus-split", "peer", "webhooks", "catalog"}
+var allScenarios = []string{"direct", "plain", "toolbus", "toolbus-traced", "toolbus-split", "peer", "webhooks", "catalog"}
 
 func parseFlags(args []string) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("toolbus-bench", flag.ContinueOnError)
 	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios: "+strings.Join(allScenarios, ", "))
-	conc := fs.String("concurrency", "1,16,64", "comma-separated numbers of concurrent clients (one MCP session each)")
+	conc := fs.String("concurrency", "1,16,64,256", "comma-separated numbers of concurrent clients (one MCP session each)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window per scenario and concurrency")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured calls before each window")
 	fs.IntVar(&o.payload, "payload", 0, "pad every id to this many bytes (it travels in the request and twice in the answer); 0 keeps ids short")
@@ -254,6 +254,11 @@ func run(args []string) error {
 		}
 		if !d.serverIsUpstream {
 			d.server.Stop(10 * time.Second)
+		}
+		if d.after != nil {
+			line := d.after()
+			logf("%s", line)
+			rep.Notes = append(rep.Notes, line)
 		}
 	}
 	if slices.Contains(o.scenarios, "webhooks") && ctx.Err() == nil {

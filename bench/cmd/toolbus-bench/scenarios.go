@@ -54,6 +54,9 @@ type deployment struct {
 	// the whole server.
 	serverIsUpstream bool
 	note             string
+	// after, when set, runs once the scenario's runs are done and returns
+	// a line for the log and the report's notes (what a side channel saw).
+	after func() string
 }
 
 // scenario is one way of serving the lookup tool.
@@ -72,6 +75,7 @@ var scenarios = []scenario{
 	{name: "direct", title: "Direct HTTP (floor)", setup: setupDirect},
 	{name: "plain", title: "Plain go-sdk MCP", setup: setupPlain},
 	{name: "toolbus", title: "Toolbus all-in-one", setup: setupToolbus},
+	{name: "toolbus-traced", title: "Toolbus all-in-one, traced", setup: setupTraced},
 	{name: "toolbus-split", title: "Toolbus split", setup: setupSplit},
 	{name: "peer", title: "Peer (@ivotoby/openapi-mcp-server)", setup: setupPeer},
 }
