@@ -13,7 +13,19 @@ import (
 
 // WriteCharts draws throughput and p99 latency against concurrency, one line
 // per scenario, as throughput.svg and p99.svg in dir. It returns the files.
+// A chart needs at least two concurrency levels: with one there is no line
+// to draw (and a log axis over a single value has no range), so none is
+// written.
 func (r *Report) WriteCharts(dir string) ([]string, error) {
+	levels := map[int]bool{}
+	for _, run := range r.Runs {
+		if run.Concurrency > 0 && run.Throughput > 0 {
+			levels[run.Concurrency] = true
+		}
+	}
+	if len(levels) < 2 {
+		return nil, nil
+	}
 	charts := []struct {
 		file, title, y string
 		log            bool
