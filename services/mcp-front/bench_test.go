@@ -111,6 +111,7 @@ func BenchmarkListTools(b *testing.B) {
 				b.Fatalf("listed %d tools (next cursor %q), want all 1000 in one page", len(res.Tools), res.NextCursor)
 			}
 		}
+		checkListFastPath(b, r)
 	})
 	b.Run("client=raw-http", func(b *testing.B) {
 		r := newRig(b, rigOptions{catalog: src.String(), logTo: io.Discard, stateless: true})
@@ -137,5 +138,15 @@ func BenchmarkListTools(b *testing.B) {
 				b.Fatalf("tools/list: %s %v: %.200s", resp.Status, err, got)
 			}
 		}
+		checkListFastPath(b, r)
 	})
+}
+
+// checkListFastPath fails a benchmark whose lists did not all take the
+// tools/list fast path (listfast.go): it would measure something else.
+func checkListFastPath(b *testing.B, r *rig) {
+	b.Helper()
+	if n := r.svc.ListsSpliced(); n < int64(b.N) {
+		b.Fatalf("%d of %d lists took the tools/list fast path", n, b.N)
+	}
 }

@@ -27,7 +27,9 @@ import (
 //
 // Only the tools array is cached: the rest of the result (cursor, _meta,
 // resultType and cache hints, which the SDK sets after middleware for new
-// protocol versions) is encoded afresh for every request.
+// protocol versions) is encoded afresh for every request. Over Streamable
+// HTTP the cached array does not even pass through the SDK's encoder: it
+// is written into the response directly (listfast.go).
 
 // listCacheEntries bounds the distinct lists kept (pages, per-scope views).
 const listCacheEntries = 4
@@ -103,8 +105,10 @@ func encodeNoEscape(v any) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// listCacheMiddleware answers tools/list from the cache (see above).
-func listCacheMiddleware(c *listCache) mcp.Middleware {
+// listCacheMiddleware answers tools/list from the cache (see above). With
+// sp, a request that came through sp's fast path has its tools array
+// written directly into the HTTP response (listfast.go); sp may be nil.
+func listCacheMiddleware(c *listCache, sp *listSplicer) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			res, err := next(ctx, method, req)
@@ -119,7 +123,7 @@ func listCacheMiddleware(c *listCache) mcp.Middleware {
 			if cerr != nil {
 				return res, nil // the SDK encodes it the usual way
 			}
-			return &cachedToolsList{ListToolsResult: lr, entry: e}, nil
+			return &cachedToolsList{ListToolsResult: lr, entry: e, splice: sp.claim(req, e)}, nil
 		}
 	}
 }
@@ -130,6 +134,10 @@ func listCacheMiddleware(c *listCache) mcp.Middleware {
 type cachedToolsList struct {
 	*mcp.ListToolsResult
 	entry *listCacheEntry
+	// splice, when set, is the fast-path slot of the POST being answered:
+	// the tools are encoded as its token, which the slot's writer replaces
+	// with entry.encoded (listfast.go).
+	splice *spliceSlot
 }
 
 // toolsSuffix ends the encoding of a ListToolsResult whose Tools is empty:
@@ -148,6 +156,11 @@ func (r *cachedToolsList) MarshalJSON() ([]byte, error) {
 		return encodeNoEscape(r.ListToolsResult)
 	}
 	head := b[:len(b)-len(toolsSuffix)]
+	if r.splice != nil {
+		out := append(head, `"tools":`...)
+		out = append(out, r.splice.quoted...)
+		return append(out, '}'), nil
+	}
 	e := r.entry
 	e.mu.Lock()
 	defer e.mu.Unlock()

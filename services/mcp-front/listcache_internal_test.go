@@ -17,7 +17,7 @@ func TestCachedToolsListEncodesLikeSDK(t *testing.T) {
 		{Name: "b", InputSchema: json.RawMessage(`{"type":"object","properties":{"x":{"type":"string"}}}`), Meta: mcp.Meta{"k": "v"}},
 	}
 	c := &listCache{}
-	mw := listCacheMiddleware(c)
+	mw := listCacheMiddleware(c, nil)
 	for _, tc := range []struct {
 		name   string
 		result func() *mcp.ListToolsResult

@@ -76,6 +76,8 @@ type Service struct {
 
 	server  *mcp.Server
 	handler http.Handler
+	// lists is the tools/list fast path over HTTP (listfast.go).
+	lists *listSplicer
 
 	caller *bus.Caller
 	// perCaller bounds each caller's calls in flight; nil for no limit.
@@ -155,8 +157,10 @@ func New(opts Options) (*Service, error) {
 		s.server.AddReceivingMiddleware(opts.Auth.MCPMiddleware())
 	}
 	// Outermost, after auth: tools/list reuses the encoded tool list while
-	// the (possibly filtered) list is unchanged (listcache.go).
-	s.server.AddReceivingMiddleware(listCacheMiddleware(&listCache{}))
+	// the (possibly filtered) list is unchanged (listcache.go), and over
+	// HTTP writes it into the response directly (listfast.go).
+	s.lists = newListSplicer()
+	s.server.AddReceivingMiddleware(listCacheMiddleware(&listCache{}, s.lists))
 	if s.state != nil {
 		projection.Register(s.server, s.state.reader, opts.Catalog)
 	}
@@ -172,6 +176,8 @@ func New(opts Options) (*Service, error) {
 	first := &served{cat: opts.Catalog, tools: s.tools}
 	first.extraTools, first.widgets = extraNames(opts.Catalog)
 	s.cur.Store(first)
+	// No EventStore: the tools/list fast path relies on the SDK keeping no
+	// copy of an answer to replay (listfast.go).
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s.server }, &mcp.StreamableHTTPOptions{
 		Stateless:      opts.Stateless,
 		Logger:         log,
@@ -180,6 +186,7 @@ func New(opts Options) (*Service, error) {
 		// waiting for it (the worker still finishes or times out on its own).
 		PropagateRequestCancellation: true,
 	})
+	mcpHTTP := s.lists.wrap(streamable)
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.enter() {
 			w.Header().Set("Retry-After", "1")
@@ -194,7 +201,7 @@ func New(opts Options) (*Service, error) {
 			defer s.inflight.Done()
 		}
 		s.mu.RUnlock()
-		streamable.ServeHTTP(w, r)
+		mcpHTTP.ServeHTTP(w, r)
 	})
 	if opts.Auth != nil {
 		s.handler = opts.Auth.Middleware(s.handler)
