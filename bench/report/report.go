@@ -93,18 +93,23 @@ type Run struct {
 
 // Catalog is the catalog-scale scenario.
 type Catalog struct {
-	Tools         int     `json:"tools"`
-	CatalogBytes  int     `json:"catalog_bytes"`
-	ParseMs       float64 `json:"parse_ms"`
-	ParseAllocMB  float64 `json:"parse_alloc_mb"`
-	StartupMs     float64 `json:"startup_to_ready_ms"`
-	ServerPeakMB  float64 `json:"server_peak_rss_mb"`
-	ListCalls     int     `json:"tools_list_calls"`
-	ListP50us     float64 `json:"tools_list_p50_us"`
-	ListP99us     float64 `json:"tools_list_p99_us"`
-	ListErrors    int     `json:"tools_list_errors"`
-	ListedTools   int     `json:"listed_tools"`
-	OpenAPIImport string  `json:"openapi_import,omitempty"`
+	Tools        int     `json:"tools"`
+	CatalogBytes int     `json:"catalog_bytes"`
+	ParseMs      float64 `json:"parse_ms"`
+	ParseAllocMB float64 `json:"parse_alloc_mb"`
+	StartupMs    float64 `json:"startup_to_ready_ms"`
+	ServerPeakMB float64 `json:"server_peak_rss_mb"`
+	ListCalls    int     `json:"tools_list_calls"`
+	ListP50us    float64 `json:"tools_list_p50_us"`
+	ListP99us    float64 `json:"tools_list_p99_us"`
+	// ListAnswer* time tools/list from sending the request to the last
+	// byte of the answer, without the client's JSON decoding (0 when the
+	// client cannot tell them apart: the go-sdk client).
+	ListAnswerP50us float64 `json:"tools_list_answer_p50_us,omitempty"`
+	ListAnswerP99us float64 `json:"tools_list_answer_p99_us,omitempty"`
+	ListErrors      int     `json:"tools_list_errors"`
+	ListedTools     int     `json:"listed_tools"`
+	OpenAPIImport   string  `json:"openapi_import,omitempty"`
 	// Imports are the large OpenAPI documents loaded through catalog.Load.
 	Imports           []OpenAPIImport `json:"openapi_imports,omitempty"`
 	ListResponseBytes int             `json:"tools_list_response_bytes,omitempty"`
@@ -231,8 +236,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	}
 	if c := r.Catalog; c != nil {
 		fmt.Fprintln(w)
-		fmt.Fprintf(w, "Catalog scale (%d tools, %d KB of YAML): parse and validate %.1f ms (%.1f MB allocated); `toolbus serve` start to ready %.0f ms, peak RSS %.1f MB; `tools/list` (%d tools, %d KB) over %d calls: p50 %.0f µs, p99 %.0f µs, %d errors.",
+		fmt.Fprintf(w, "Catalog scale (%d tools, %d KB of YAML): parse and validate %.1f ms (%.1f MB allocated); `toolbus serve` start to ready %.0f ms, peak RSS %.1f MB; `tools/list` (%d tools, %d KB) over %d calls, including the client's JSON decoding: p50 %.0f µs, p99 %.0f µs, %d errors.",
 			c.Tools, c.CatalogBytes>>10, c.ParseMs, c.ParseAllocMB, c.StartupMs, c.ServerPeakMB, c.ListedTools, c.ListResponseBytes>>10, c.ListCalls, c.ListP50us, c.ListP99us, c.ListErrors)
+		if c.ListAnswerP50us > 0 {
+			fmt.Fprintf(w, " Answer received whole (request sent to last byte, before decoding): p50 %.0f µs, p99 %.0f µs.", c.ListAnswerP50us, c.ListAnswerP99us)
+		}
 		if c.OpenAPIImport != "" {
 			fmt.Fprintf(w, " Large OpenAPI import: %s.", c.OpenAPIImport)
 		}

@@ -13,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/toolbus/toolbus/bench/loadgen"
 )
@@ -55,6 +56,11 @@ type rawSession struct {
 
 	cancel context.CancelFunc // stops the GET stream
 	done   chan struct{}
+
+	// received is when the last answer arrived whole (before decoding);
+	// listAnswer sums it over the pages of the last ListAll.
+	received   time.Time
+	listAnswer time.Duration
 }
 
 // Open initializes a session and opens its GET event stream.
@@ -104,6 +110,7 @@ func (s *rawSession) Call(ctx context.Context, id string) (string, error) {
 
 // ListAll lists every tool, following cursors.
 func (s *rawSession) ListAll(ctx context.Context) ([]string, int, error) {
+	s.listAnswer = 0
 	var names []string
 	size := 0
 	var cursor string
@@ -112,10 +119,12 @@ func (s *rawSession) ListAll(ctx context.Context) ([]string, int, error) {
 		if cursor != "" {
 			params["cursor"] = cursor
 		}
+		sent := time.Now()
 		b, err := s.request(ctx, "tools/list", params)
 		if err != nil {
 			return nil, 0, err
 		}
+		s.listAnswer += s.received.Sub(sent)
 		size += len(b)
 		var res struct {
 			Tools []struct {
@@ -136,6 +145,12 @@ func (s *rawSession) ListAll(ctx context.Context) ([]string, int, error) {
 	}
 	return nil, 0, errTooManyPages
 }
+
+// LastListAnswer is how long the last ListAll waited for its answers to
+// arrive whole: from sending each request to the last byte of its answer,
+// before the client decodes it. The rest of ListAll's time is the client's
+// own JSON decoding.
+func (s *rawSession) LastListAnswer() time.Duration { return s.listAnswer }
 
 // OpenSession opens one session for listing tools.
 func (t *RawMCP) OpenSession(ctx context.Context) (Session, error) {
@@ -233,6 +248,8 @@ func (s *rawSession) request(ctx context.Context, method string, params any) (js
 		// The answer comes on the GET stream.
 		select {
 		case msg = <-ch:
+			// Decoded already on the GET stream: counted as received now.
+			s.received = time.Now()
 		case <-ctx.Done():
 			return nil, fmt.Errorf("no answer on the event stream after 202: %w", ctx.Err())
 		}
@@ -240,12 +257,17 @@ func (s *rawSession) request(ctx context.Context, method string, params any) (js
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, b)
 	case ct == "application/json":
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, fmt.Errorf("read answer: %w", err)
+		}
+		s.received = time.Now()
 		msg = new(rpcMessage)
-		if err := json.NewDecoder(resp.Body).Decode(msg); err != nil {
+		if err := json.Unmarshal(b, msg); err != nil {
 			return nil, fmt.Errorf("decode answer: %w", err)
 		}
 	case ct == "text/event-stream":
-		err := readEvents(resp.Body, func(m *rpcMessage) bool {
+		err := readEventsTimed(resp.Body, func() { s.received = time.Now() }, func(m *rpcMessage) bool {
 			if string(m.ID) == id {
 				msg = m
 				return false
@@ -315,6 +337,12 @@ func (s *rawSession) listen(ctx context.Context, ready chan<- struct{}) {
 // readEvents calls fn with each JSON-RPC message of a server-sent event
 // stream until fn returns false or the stream ends.
 func readEvents(r io.Reader, fn func(*rpcMessage) bool) error {
+	return readEventsTimed(r, nil, fn)
+}
+
+// readEventsTimed is readEvents calling received, when set, as soon as an
+// event's data is complete, before it is decoded.
+func readEventsTimed(r io.Reader, received func(), fn func(*rpcMessage) bool) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	var data bytes.Buffer
@@ -323,6 +351,9 @@ func readEvents(r io.Reader, fn func(*rpcMessage) bool) error {
 		switch {
 		case len(line) == 0:
 			if data.Len() > 0 {
+				if received != nil {
+					received()
+				}
 				m := new(rpcMessage)
 				if err := json.Unmarshal(data.Bytes(), m); err == nil && !fn(m) {
 					return nil

@@ -100,7 +100,8 @@ func measureCatalog(ctx context.Context, e *env, o *options) (*report.Catalog, e
 		return nil, err
 	}
 	defer cs.Close()
-	var lats []time.Duration
+	var lats, answers []time.Duration
+	timed, _ := cs.(interface{ LastListAnswer() time.Duration })
 	deadline := time.Now().Add(o.warmup + o.duration)
 	warmEnd := time.Now().Add(o.warmup)
 	for time.Now().Before(deadline) && len(lats) < 20000 && ctx.Err() == nil {
@@ -114,6 +115,9 @@ func measureCatalog(ctx context.Context, e *env, o *options) (*report.Catalog, e
 			c.ListErrors++
 		case t0.After(warmEnd):
 			lats = append(lats, d)
+			if timed != nil {
+				answers = append(answers, timed.LastListAnswer())
+			}
 			c.ListedTools, c.ListResponseBytes = len(tools), size
 		}
 	}
@@ -124,6 +128,11 @@ func measureCatalog(ctx context.Context, e *env, o *options) (*report.Catalog, e
 	c.ListCalls = len(lats)
 	c.ListP50us = float64(lats[len(lats)/2].Nanoseconds()) / 1e3
 	c.ListP99us = float64(lats[min(len(lats)-1, len(lats)*99/100)].Nanoseconds()) / 1e3
+	if len(answers) == len(lats) {
+		slices.Sort(answers)
+		c.ListAnswerP50us = float64(answers[len(answers)/2].Nanoseconds()) / 1e3
+		c.ListAnswerP99us = float64(answers[min(len(answers)-1, len(answers)*99/100)].Nanoseconds()) / 1e3
+	}
 	if rss, err := proc.PeakRSS(p.Pid()); err == nil {
 		c.ServerPeakMB = float64(rss) / (1 << 20)
 	}
