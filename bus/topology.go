@@ -25,8 +25,17 @@ type Topology struct {
 	WebhookMaxAge time.Duration
 	// DeadLetterMaxAge is how long dead letters are kept.
 	DeadLetterMaxAge time.Duration
-	// DuplicateWindow is the Nats-Msg-Id deduplication window.
+	// DuplicateWindow is the Nats-Msg-Id deduplication window of
+	// DEADLETTERS.
 	DuplicateWindow time.Duration
+	// CallDuplicateWindow is the Nats-Msg-Id (call id) deduplication
+	// window of CALLS. Every call gets a fresh id and is published once;
+	// the only second publish of the same id is the client's own retry
+	// inside Caller.Call, within its PublishTimeout (2 s). JetStream keeps
+	// every id of the window in memory (about 130 bytes each), so a long
+	// window costs memory in proportion to the call rate: 2 minutes held
+	// 360,000 ids at 3,000 calls/s (docs/performance.md "Memory").
+	CallDuplicateWindow time.Duration
 	// WebhookDuplicateWindow is the dedup window for provider event ids.
 	WebhookDuplicateWindow time.Duration
 	// ResultTTL is how long results of mutating calls are kept by
@@ -44,10 +53,15 @@ func DefaultTopology() Topology {
 		WebhookMaxAge:          7 * 24 * time.Hour,
 		DeadLetterMaxAge:       30 * 24 * time.Hour,
 		DuplicateWindow:        2 * time.Minute,
+		CallDuplicateWindow:    DefaultCallDuplicateWindow,
 		WebhookDuplicateWindow: 24 * time.Hour,
 		ResultTTL:              DefaultResultTTL,
 	}
 }
+
+// DefaultCallDuplicateWindow is CALLS' deduplication window: five times
+// the caller's default publish timeout.
+const DefaultCallDuplicateWindow = 10 * time.Second
 
 // CallsStream is the stream of tool calls. Each call is consumed once, by
 // the one durable consumer of its upstream, as on a work queue; but the
@@ -68,9 +82,16 @@ func (t Topology) CallsStream() jetstream.StreamConfig {
 		Replicas:    t.Replicas,
 		MaxAge:      t.CallMaxAge,
 		MaxBytes:    t.CallMaxBytes,
-		Duplicates:  t.DuplicateWindow,
+		Duplicates:  t.callDuplicateWindow(),
 		Discard:     jetstream.DiscardOld,
 	}
+}
+
+func (t Topology) callDuplicateWindow() time.Duration {
+	if t.CallDuplicateWindow > 0 {
+		return t.CallDuplicateWindow
+	}
+	return DefaultCallDuplicateWindow
 }
 
 // WebhooksStream keeps verified webhook events for days, for replay.

@@ -71,6 +71,7 @@ type serveConfig struct {
 	replicas    int
 	rel         reliabilityConfig
 	console     consoleConfig
+	runtime     runtimeConfig // runtimecfg.go
 	// spanExporter, when set, receives the spans instead of OTLP (tests).
 	spanExporter sdktrace.SpanExporter
 }
@@ -123,6 +124,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.instance, "instance", envOr("TOOLBUS_INSTANCE", ""), "instance name (defaults to host name and a random suffix) [TOOLBUS_INSTANCE]")
 	c.rel.register(fs)
 	c.console.register(fs)
+	c.runtime.register(fs)
 }
 
 func parseServices(s string) ([]string, error) {
@@ -160,6 +162,12 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("toolbus serve: unexpected argument %q", fs.Arg(0))}
+	}
+	if _, _, err := cfg.runtime.resolveMemoryLimit("", true); err != nil {
+		return usageError{err.Error()}
+	}
+	if err := cfg.runtime.checkPprofAddr(); err != nil {
+		return err
 	}
 	if cfg.services == nil {
 		svcs, err := parseServices(envOr("TOOLBUS_SERVICES", servicesAll))
@@ -207,6 +215,18 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		cfg.instance = sanitizeInstance(host) + "-" + nuid.Next()[:8]
 	}
 	log = log.With("instance", cfg.instance)
+
+	// Process settings (runtimecfg.go): a bad soft memory limit fails
+	// here, before anything starts; it is set once start-up is done.
+	// pprof, when asked for, serves on its own loopback listener.
+	if _, _, err := cfg.runtime.resolveMemoryLimit("", true); err != nil {
+		return usageError{err.Error()}
+	}
+	pprofAddr, stopPprof, err := cfg.runtime.startPprof(log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 
 	// Telemetry first and shut down last (deferred first), so the spans of
 	// the final calls are exported.
@@ -358,7 +378,7 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 	if cons != nil {
 		mux.Handle("/console/", cons.Handler())
 	}
-	var a addrs
+	a := addrs{pprof: pprofAddr}
 	var httpSrv *http.Server
 	if cfg.httpAddr != "none" {
 		lis, err := net.Listen("tcp", cfg.httpAddr)
@@ -432,6 +452,16 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		log.Warn("catalog hot reload is off", "error", err)
 	}
 	defer reload.Stop()
+	// The soft memory limit applies from here on, not to loading the
+	// catalog and starting: a 1,000-tool catalog allocates about 90 MB
+	// while it is parsed, and a limit below that only slows start-up. The
+	// all-in-one's default keeps it under 100 MB at 64 clients.
+	allInOne := cfg.natsURL == "" && slices.Contains(cfg.services, svcMCPFront)
+	restoreMemLimit, err := cfg.runtime.applyMemoryLimit(log, allInOne)
+	if err != nil { // checked at the top already
+		log.Warn("memory limit not set", "error", err)
+	}
+	defer restoreMemLimit()
 	started.Store(true)
 	log.Info("toolbus ready", "services", strings.Join(cfg.services, ","), "http", a.http, "grpc", a.grpc, "nats", natsDesc(cfg, ns))
 	if ready != nil {
@@ -493,7 +523,7 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 }
 
 // addrs are the addresses a running Toolbus listens on.
-type addrs struct{ http, grpc, nats string }
+type addrs struct{ http, grpc, nats, pprof string }
 
 // shutdownTelemetry flushes the last spans, within a bound of its own: the
 // grace period is spent by then.
@@ -518,10 +548,11 @@ func natsDesc(cfg serveConfig, ns *server.Server) string {
 func loadCatalog(ctx context.Context, cfg serveConfig) (*catalog.Catalog, error) {
 	var cat *catalog.Catalog
 	var err error
+	opts := catalogLoadOptions(cfg) // catalogsecrets.go: only the secrets of cfg.services
 	if cfg.catalogSrc != nil {
-		cat, err = catalog.Parse(cfg.catalogPath, cfg.catalogSrc, catalog.WithFS(cfg.catalogFS))
+		cat, err = catalog.Parse(cfg.catalogPath, cfg.catalogSrc, append(opts, catalog.WithFS(cfg.catalogFS))...)
 	} else {
-		cat, err = catalog.Load(cfg.catalogPath)
+		cat, err = catalog.Load(cfg.catalogPath, opts...)
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
