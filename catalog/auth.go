@@ -350,7 +350,7 @@ func (p *parser) authURL(n *yaml.Node, field string, anyHTTP bool) string {
 	if !ok {
 		return ""
 	}
-	v, _, ok := p.interpolate(s, refEnvOnly, func(format string, args ...any) { p.errorf(n, field, format, args...) })
+	v, _, _, ok := p.interpolate(s, refEnvOnly, 0, func(format string, args ...any) { p.errorf(n, field, format, args...) })
 	if !ok {
 		return ""
 	}
@@ -474,9 +474,9 @@ func (p *parser) introspection(n *yaml.Node, field string) *Introspection {
 		case "url":
 			in.URL = p.authURL(f.val, ff, false)
 		case "client_id":
-			in.ClientID = p.authValue(f.val, ff, false)
+			in.ClientID = p.authValue(f.val, ff, false, SecretsServerAuth)
 		case "client_secret":
-			in.ClientSecret = p.authValue(f.val, ff, true)
+			in.ClientSecret = p.authValue(f.val, ff, true, SecretsServerAuth)
 		case "cache_ttl":
 			in.CacheTTL, _ = p.authDuration(f.val, ff)
 		}
@@ -621,8 +621,9 @@ func (p *parser) authStrings(n *yaml.Node, field string) []authItem {
 
 // authValue reads a credential field. A secret must be one whole
 // ${env:NAME} or ${file:/path} reference; other values may also be
-// literals.
-func (p *parser) authValue(n *yaml.Node, field string, secret bool) Secret {
+// literals. A reference is read only when the catalog is loaded with one
+// of groups (WithSecrets).
+func (p *parser) authValue(n *yaml.Node, field string, secret bool, groups SecretGroups) Secret {
 	s, ok := p.str(n, field)
 	if !ok {
 		return Secret{}
@@ -633,10 +634,12 @@ func (p *parser) authValue(n *yaml.Node, field string, secret bool) Secret {
 		return Secret{}
 	}
 	report := func(format string, args ...any) { p.errorf(n, field, format, args...) }
-	v, hasRef, ok := p.interpolate(s, refAny, report)
+	v, hasRef, resolved, ok := p.interpolate(s, refAny, groups, report)
 	switch {
 	case !ok:
 		return Secret{}
+	case !resolved:
+		return unresolvedRef(s, groups, p.at(n, field))
 	case v == "":
 		p.errorf(n, field, "must not be empty")
 		return Secret{}
@@ -644,7 +647,7 @@ func (p *parser) authValue(n *yaml.Node, field string, secret bool) Secret {
 		p.errorf(n, field, "the value contains characters not allowed in a header (such as a newline)")
 		return Secret{}
 	case hasRef:
-		return FromRef(s, v)
+		return resolvedRef(s, v, groups)
 	}
 	return Literal(v)
 }
@@ -701,20 +704,20 @@ func (p *parser) upstreamAuth(n *yaml.Node, field string) *UpstreamAuth {
 				a.Name = s
 			}
 		case "value", "token":
-			a.Value = p.authValue(f.val, ff, true)
+			a.Value = p.authValue(f.val, ff, true, p.upstreamGroups)
 		case "username", "client_id":
-			v := p.authValue(f.val, ff, false)
+			v := p.authValue(f.val, ff, false, p.upstreamGroups)
 			if f.name == "username" {
 				a.Username = v
 			} else {
 				a.ClientID = v
 			}
 		case "password":
-			a.Password = p.authValue(f.val, ff, true)
+			a.Password = p.authValue(f.val, ff, true, p.upstreamGroups)
 		case "client_secret":
-			a.ClientSecret = p.authValue(f.val, ff, true)
+			a.ClientSecret = p.authValue(f.val, ff, true, p.upstreamGroups)
 		case "refresh_token":
-			a.RefreshToken = p.authValue(f.val, ff, true)
+			a.RefreshToken = p.authValue(f.val, ff, true, p.upstreamGroups)
 		case "token_url":
 			if s := p.authURL(f.val, ff, false); s != "" {
 				a.TokenURL, _ = url.Parse(s)

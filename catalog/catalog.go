@@ -69,6 +69,8 @@ type Catalog struct {
 	// src and opts load the catalog again (ResolveGraphQLSchemas).
 	src  []byte
 	opts []Option
+	// secrets are the groups resolved at load (WithSecrets).
+	secrets SecretGroups
 }
 
 // Tool returns the tool with the given name.

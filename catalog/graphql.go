@@ -135,8 +135,18 @@ func (c *Catalog) PendingGraphQLSchemas() []string {
 // schemas, its operations validated. It returns c itself when nothing is
 // pending. It is the one place where the catalog package talks to the
 // network; Load and Parse never do. Services call it once at start-up.
+//
+// An upstream whose headers were not resolved (the catalog was loaded
+// without SecretsGraphQLIntrospection, see WithSecrets) is not introspected
+// and stays pending: such a process serves no tools, and an empty
+// credential is never sent.
 func ResolveGraphQLSchemas(ctx context.Context, c *Catalog, hc *http.Client) (*Catalog, error) {
-	pending := c.PendingGraphQLSchemas()
+	var pending []string
+	for _, name := range c.PendingGraphQLSchemas() {
+		if headersResolved(c.Upstreams[name]) {
+			pending = append(pending, name)
+		}
+	}
 	if len(pending) == 0 {
 		return c, nil
 	}
@@ -597,4 +607,14 @@ func (p *parser) payloadErrors(op *gqlop.Operation, out map[string]any, n *yaml.
 		return ""
 	}
 	return strings.Join(keys, ".")
+}
+
+// headersResolved reports whether every header of u can be sent.
+func headersResolved(u *Upstream) bool {
+	for _, h := range u.Headers {
+		if !h.Value.Resolved() {
+			return false
+		}
+	}
+	return true
 }

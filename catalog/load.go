@@ -29,6 +29,8 @@ type options struct {
 	// fsys and schemas: see WithFS and withGraphQLSchemas (graphql.go).
 	fsys    fs.FS
 	schemas map[string]*gqlop.Schema
+	// secrets are the secret groups to resolve (WithSecrets, secretgroups.go).
+	secrets SecretGroups
 }
 
 // WithLookupEnv replaces os.LookupEnv for ${env:NAME} references, so tests
@@ -56,7 +58,7 @@ func Load(path string, opts ...Option) (*Catalog, error) {
 }
 
 func newOptions(opts []Option) options {
-	o := options{lookupEnv: os.LookupEnv, readFile: os.ReadFile}
+	o := options{lookupEnv: os.LookupEnv, readFile: os.ReadFile, secrets: SecretsAll}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -86,7 +88,7 @@ func Parse(file string, src []byte, opts ...Option) (*Catalog, error) {
 	}
 	sum := sha256.Sum256(src)
 	cat.Digest = hex.EncodeToString(sum[:])
-	cat.src, cat.opts = src, opts
+	cat.src, cat.opts, cat.secrets = src, opts, p.opts.secrets
 	return cat, nil
 }
 

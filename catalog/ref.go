@@ -19,9 +19,15 @@ const (
 // interpolate replaces ${env:NAME} and ${file:/path} references in s.
 // "$${" stands for a literal "${". Problems name the reference, never the
 // value it resolves to. hasRef reports whether s contained a reference.
-func (p *parser) interpolate(s string, pol refPolicy, report func(format string, args ...any)) (val string, hasRef, ok bool) {
+//
+// groups are the secret groups the references belong to; zero means
+// configuration, always resolved. When the catalog is loaded without any of
+// groups (WithSecrets), every reference is checked exactly as usual but not
+// read: resolved is false and val holds nothing read.
+func (p *parser) interpolate(s string, pol refPolicy, groups SecretGroups, report func(format string, args ...any)) (val string, hasRef, resolved, ok bool) {
+	resolved = groups == 0 || p.opts.secrets.Has(groups)
 	if !strings.Contains(s, "${") {
-		return s, false, true
+		return s, false, true, true
 	}
 	var b strings.Builder
 	ok = true
@@ -41,19 +47,26 @@ func (p *parser) interpolate(s string, pol refPolicy, report func(format string,
 		end := strings.IndexByte(s[i:], '}')
 		if end < 0 {
 			report("unterminated reference %q: want ${env:NAME} or ${file:/path}", s[i:])
-			return "", hasRef, false
+			return "", hasRef, resolved, false
 		}
 		ref := s[i : i+end+1]
 		s = s[i+end+1:]
 		hasRef = true
-		v, good := p.resolveRef(ref, pol, report)
+		v, good := p.resolveRef(ref, pol, resolved, report)
 		ok = ok && good
 		b.WriteString(v)
 	}
-	return b.String(), hasRef, ok
+	if !hasRef {
+		resolved = true
+	}
+	if !resolved {
+		return "", hasRef, false, ok
+	}
+	return b.String(), hasRef, true, ok
 }
 
-func (p *parser) resolveRef(ref string, pol refPolicy, report func(format string, args ...any)) (string, bool) {
+// resolveRef checks ref and, when read is set, reads it.
+func (p *parser) resolveRef(ref string, pol refPolicy, read bool, report func(format string, args ...any)) (string, bool) {
 	scheme, arg, found := strings.Cut(ref[2:len(ref)-1], ":")
 	switch {
 	case !found || (scheme != "env" && scheme != "file"):
@@ -63,6 +76,9 @@ func (p *parser) resolveRef(ref string, pol refPolicy, report func(format string
 		if !envNameRE.MatchString(arg) {
 			report("malformed reference %s: want ${env:NAME} with NAME matching [A-Za-z_][A-Za-z0-9_]*", ref)
 			return "", false
+		}
+		if !read {
+			return "", true
 		}
 		v, set := p.opts.lookupEnv(arg)
 		if !set {
@@ -78,6 +94,9 @@ func (p *parser) resolveRef(ref string, pol refPolicy, report func(format string
 		if !strings.HasPrefix(arg, "/") {
 			report("malformed reference %s: want ${file:/absolute/path}", ref)
 			return "", false
+		}
+		if !read {
+			return "", true
 		}
 		b, err := p.opts.readFile(arg)
 		if err != nil {

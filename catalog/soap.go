@@ -161,10 +161,10 @@ func (p *parser) usernameToken(n *yaml.Node, field string) *UsernameToken {
 		}
 	}
 	if un := ms.get("username"); un != nil {
-		ut.Username = p.authValue(un, field+".username", false)
+		ut.Username = p.authValue(un, field+".username", false, p.upstreamGroups)
 	}
 	if pn := ms.get("password"); pn != nil {
-		ut.Password = p.authValue(pn, field+".password", true)
+		ut.Password = p.authValue(pn, field+".password", true, p.upstreamGroups)
 	}
 	if tn := ms.get("password_type"); tn != nil {
 		if s, ok := p.str(tn, field+".password_type"); ok {

@@ -33,7 +33,8 @@ type Source struct {
 	// They print as their references, never as values.
 	Secrets []Secret
 	// Signature is the resolved configuration for signature.New; its
-	// secrets print redacted.
+	// secrets print redacted. When the secrets were not resolved
+	// (WithSecrets without SecretsWebhooks) it holds none.
 	Signature signature.Config
 	// MaxBodyBytes refuses larger bodies with 413.
 	MaxBodyBytes int64
@@ -41,8 +42,19 @@ type Source struct {
 }
 
 // Verifier builds the source's signature scheme. The catalog already
-// validated the configuration, so an error here is a programming mistake.
+// validated the configuration, so an error here is a programming mistake,
+// or a catalog loaded without SecretsWebhooks (WithSecrets): then the
+// error names the unresolved references.
 func (s *Source) Verifier() (signature.Scheme, error) {
+	var errs []error
+	for _, sec := range s.Secrets {
+		if err := sec.Err(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("source %s: %w", s.Name, errors.Join(errs...))
+	}
 	return signature.New(s.Signature)
 }
 
@@ -141,13 +153,26 @@ func (p *parser) source(m member) *Source {
 	if len(p.problems) > before {
 		return nil
 	}
+	resolved := true
 	for _, sec := range s.Secrets {
+		if !sec.Resolved() {
+			resolved = false
+			// A stand-in, only to check the rest of the configuration:
+			// it is dropped below and never verifies anything.
+			cfg.Secrets = append(cfg.Secrets, "unresolved")
+			continue
+		}
 		cfg.Secrets = append(cfg.Secrets, sec.Reveal())
 	}
 	cfg.Scheme = s.Scheme
 	// The signature package owns the per-scheme rules (which fields apply,
 	// tolerance range, template syntax); report its verdict at the scheme.
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if !resolved {
+		// Signature carries no secret at all, and Verifier refuses.
+		cfg.Secrets = nil
+	}
+	if err != nil {
 		msg := err.Error()
 		if errors.Is(err, signature.ErrInvalidConfig) {
 			msg = strings.TrimSuffix(msg, ": "+signature.ErrInvalidConfig.Error())
@@ -181,15 +206,20 @@ func (p *parser) sourceSecrets(n *yaml.Node, field string) []Secret {
 			continue
 		}
 		report := func(format string, args ...any) { p.errorf(item, ff, format, args...) }
-		val, _, ok := p.interpolate(v, refAny, report)
+		val, _, resolved, ok := p.interpolate(v, refAny, SecretsWebhooks, report)
 		if !ok {
+			continue
+		}
+		if !resolved {
+			// Checked, not read: this process verifies no deliveries.
+			out = append(out, unresolvedRef(v, SecretsWebhooks, p.at(item, ff)))
 			continue
 		}
 		if val == "" {
 			p.errorf(item, ff, "%s is empty", v)
 			continue
 		}
-		out = append(out, FromRef(v, val))
+		out = append(out, resolvedRef(v, val, SecretsWebhooks))
 	}
 	return out
 }

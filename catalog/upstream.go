@@ -36,6 +36,14 @@ func (p *parser) upstream(m member) *Upstream {
 	if !ok {
 		return nil
 	}
+	// The groups of the upstream's secret references: its kind decides
+	// which worker sends them (secretgroups.go).
+	p.upstreamGroups = upstreamSecretGroups(ms)
+	defer func() { p.upstreamGroups = 0 }()
+	headerGroups := p.upstreamGroups
+	if headerGroups == SecretsGraphQLUpstreams && introspected(ms) {
+		headerGroups |= SecretsGraphQLIntrospection
+	}
 	u := &Upstream{
 		Name:             m.name,
 		Kind:             KindREST,
@@ -80,7 +88,7 @@ func (p *parser) upstream(m member) *Upstream {
 				u.IdempotencyHeader = s
 			}
 		case "headers":
-			u.Headers = p.headers(f.val, ff)
+			u.Headers = p.headers(f.val, ff, headerGroups)
 		case "auth":
 			u.Auth = p.upstreamAuth(f.val, ff)
 		case "openapi":
@@ -113,7 +121,7 @@ func (p *parser) baseURL(n *yaml.Node, field string) *url.URL {
 		return nil
 	}
 	report := func(format string, args ...any) { p.errorf(n, field, format, args...) }
-	v, _, ok := p.interpolate(s, refEnvOnly, report)
+	v, _, _, ok := p.interpolate(s, refEnvOnly, 0, report)
 	if !ok {
 		return nil
 	}
@@ -239,7 +247,8 @@ func (p *parser) headerName(n *yaml.Node, field, name string, forbidden map[stri
 	return false
 }
 
-func (p *parser) headers(n *yaml.Node, field string) []Header {
+// headers reads upstream headers; their references belong to groups.
+func (p *parser) headers(n *yaml.Node, field string, groups SecretGroups) []Header {
 	if isNull(n) {
 		return nil
 	}
@@ -261,13 +270,18 @@ func (p *parser) headers(n *yaml.Node, field string) []Header {
 			continue
 		}
 		report := func(format string, args ...any) { p.errorf(m.val, ff, format, args...) }
-		v, hasRef, ok := p.interpolate(s, refAny, report)
+		v, hasRef, resolved, ok := p.interpolate(s, refAny, groups, report)
 		if !ok {
 			continue
 		}
 		if !hasRef && sensitiveHeader(m.name) {
 			// The value itself is never repeated: it is probably a credential.
 			report("header %s carries a credential, so its value must not be written in the catalog: use ${env:NAME} or ${file:/path}", m.name)
+			continue
+		}
+		if !resolved {
+			// Checked, not read: this process does not send it.
+			hs = append(hs, Header{Name: m.name, Value: unresolvedRef(s, groups, p.at(m.val, ff))})
 			continue
 		}
 		if !validHeaderValue(v) {
@@ -280,7 +294,7 @@ func (p *parser) headers(n *yaml.Node, field string) []Header {
 		}
 		h := Header{Name: m.name, Value: Literal(v)}
 		if hasRef {
-			h.Value = FromRef(s, v)
+			h.Value = resolvedRef(s, v, groups)
 		}
 		hs = append(hs, h)
 	}

@@ -26,6 +26,9 @@ type parser struct {
 	problems []Problem
 	// aliasNodes is what remains of the maxAliasNodes budget.
 	aliasNodes int
+	// upstreamGroups are the secret groups of the references of the
+	// upstream being parsed (secretgroups.go).
+	upstreamGroups SecretGroups
 }
 
 func (p *parser) pos(n *yaml.Node) Pos {

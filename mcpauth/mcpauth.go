@@ -122,6 +122,13 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 	if o := cfg.OAuth; o != nil {
 		a.jwks = newKeySet(o, opts)
 		if o.Introspection != nil {
+			// A catalog loaded without catalog.SecretsServerAuth has no
+			// client credentials to send: refuse it at start.
+			for _, s := range cfg.Secrets() {
+				if err := s.Err(); err != nil {
+					return nil, fmt.Errorf("mcpauth: introspection: %w", err)
+				}
+			}
 			a.intro = newIntrospector(o, opts)
 		}
 	}

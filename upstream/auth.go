@@ -61,6 +61,11 @@ const (
 // authentication. It makes no network calls: tokens are fetched on first
 // use. [New] installs it unless Options.Layers.Auth is set.
 func NewAuth(u *catalog.Upstream, opts AuthOptions) (Middleware, error) {
+	// Every credential of u, not only the auth's: callers (the rest-worker's
+	// SOAP path) build the auth layer first.
+	if err := u.SecretsErr(); err != nil {
+		return nil, err
+	}
 	a := u.Auth
 	if a == nil || a.Type == catalog.AuthNone {
 		return nil, nil

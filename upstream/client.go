@@ -79,6 +79,11 @@ func New(u *catalog.Upstream, opts Options) (*Client, error) {
 	if s := u.BaseURL.Scheme; (s != "http" && s != "https") || u.BaseURL.Host == "" {
 		return nil, fmt.Errorf("upstream %s: base URL must be an absolute http or https URL", u.Name)
 	}
+	// A catalog loaded without this upstream's secrets (catalog.WithSecrets)
+	// has no value to send: refuse the upstream rather than send none.
+	if err := u.SecretsErr(); err != nil {
+		return nil, err
+	}
 	limit := u.MaxResponseBytes
 	if limit <= 0 {
 		limit = catalog.DefaultMaxResponseBytes

@@ -90,6 +90,13 @@ func newConsole(cfg serveConfig, cat *catalog.Catalog, nc *nats.Conn, js jetstre
 		return nil, nil
 	}
 	opts := console.Options{Catalog: cat, NC: nc, JS: js, Logger: log.With("service", "console"), JaegerURL: cc.jaegerURL, AdminScope: cc.adminScope}
+	if authn == nil && cat.Auth.Enabled() && !explicit && !serverAuthResolved(cat) {
+		// Auto mode in a process that does not serve mcp-front: it loaded
+		// the catalog without the MCP-side credentials (least privilege,
+		// catalogsecrets.go), so it cannot authenticate console users.
+		log.Info("operator console off in this process: it holds no MCP-side auth secrets (run it with mcp-front, or pass --console)")
+		return nil, nil
+	}
 	if authn == nil && cat.Auth.Enabled() {
 		var err error
 		if authn, err = mcpauth.New(cat, mcpauth.Options{Logger: log.With("component", "mcpauth")}); err != nil {

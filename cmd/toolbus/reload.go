@@ -75,9 +75,10 @@ func decodeBundle(data []byte) (*catalog.Bundle, error) {
 }
 
 // applyBundle validates the catalog at path and stores it for every
-// running process. It returns the loaded catalog.
-func applyBundle(ctx context.Context, js jetstream.JetStream, maxPayload int64, path string) (*catalog.Catalog, uint64, error) {
-	cat, b, err := catalog.LoadBundle(path)
+// running process. It returns the loaded catalog. opts are the load
+// options (the all-in-one's poller passes its secret groups).
+func applyBundle(ctx context.Context, js jetstream.JetStream, maxPayload int64, path string, opts ...catalog.Option) (*catalog.Catalog, uint64, error) {
+	cat, b, err := catalog.LoadBundle(path, opts...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -137,21 +138,24 @@ func runCatalogApply(ctx context.Context, args []string, stdout, stderr io.Write
 // catalogReload runs the watch (and, in the all-in-one, the file poller)
 // of one serve process.
 type catalogReload struct {
-	log   *slog.Logger
-	svcs  []reloader
-	mu    sync.Mutex
-	last  string // digest being served
-	watch *bus.CatalogWatch
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	log  *slog.Logger
+	svcs []reloader
+	// secrets are the secret groups the process started with: a reload
+	// reads the same references, no more (catalogsecrets.go).
+	secrets catalog.SecretGroups
+	mu      sync.Mutex
+	last    string // digest being served
+	watch   *bus.CatalogWatch
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
 }
 
 // startCatalogReload watches toolbus_catalog for the services that can
 // reload; with pollFile it also applies the catalog file whenever it
 // changes. Stop ends both.
 func startCatalogReload(ctx context.Context, js jetstream.JetStream, maxPayload int64, cat *catalog.Catalog, svcs []lifecycle, pollFile string, log *slog.Logger) (*catalogReload, error) {
-	r := &catalogReload{log: log, last: cat.Digest, stop: make(chan struct{}), done: make(chan struct{})}
+	r := &catalogReload{log: log, secrets: cat.SecretGroups(), last: cat.Digest, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, s := range svcs {
 		if rl, ok := s.(reloader); ok {
 			r.svcs = append(r.svcs, rl)
@@ -160,7 +164,7 @@ func startCatalogReload(ctx context.Context, js jetstream.JetStream, maxPayload 
 	if pollFile != "" {
 		// The file is the truth of the all-in-one: it replaces whatever
 		// an earlier run applied.
-		if _, _, err := applyBundle(ctx, js, maxPayload, pollFile); err != nil {
+		if _, _, err := applyBundle(ctx, js, maxPayload, pollFile, catalog.WithSecrets(r.secrets)); err != nil {
 			log.Warn("catalog not published for reload", "error", err)
 		}
 	}
@@ -183,7 +187,7 @@ func (r *catalogReload) apply(value []byte, rev uint64) {
 	b, err := decodeBundle(value)
 	var cat *catalog.Catalog
 	if err == nil {
-		cat, err = catalog.ParseBundle(b)
+		cat, err = catalog.ParseBundle(b, catalog.WithSecrets(r.secrets))
 	}
 	if err == nil {
 		// The graphql-worker cannot serve operations whose schema is still
@@ -232,7 +236,7 @@ func (r *catalogReload) poll(js jetstream.JetStream, maxPayload int64, path stri
 		}
 		mod = m
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if _, _, err := applyBundle(ctx, js, maxPayload, path); err != nil {
+		if _, _, err := applyBundle(ctx, js, maxPayload, path, catalog.WithSecrets(r.secrets)); err != nil {
 			r.log.Error("edited catalog refused; the current catalog keeps serving", "file", path, "error", err)
 		}
 		cancel()

@@ -364,12 +364,14 @@ func (c *checker) references() {
 		} else if !sas[sa] {
 			c.addf("ref", w.String(), "serviceAccountName %q is not a ServiceAccount in the render", sa)
 		}
+		used := map[string]bool{} // Secrets the pod names
 		for _, v := range w.spec.Volumes {
 			if v.ConfigMap != nil {
 				needCM(v.ConfigMap.Name, "volume "+v.Name)
 			}
 			if v.Secret != nil {
 				needSecret(v.Secret.SecretName, "volume "+v.Name)
+				used[v.Secret.SecretName] = true
 			}
 		}
 		for _, ctr := range append(slices.Clone(w.spec.InitContainers), w.spec.Containers...) {
@@ -379,6 +381,7 @@ func (c *checker) references() {
 				}
 				if ef.SecretRef != nil {
 					needSecret(ef.SecretRef.Name, "envFrom of "+ctr.Name)
+					used[ef.SecretRef.Name] = true
 				}
 			}
 			for _, ev := range ctr.Env {
@@ -390,7 +393,17 @@ func (c *checker) references() {
 				}
 				if r := ev.ValueFrom.SecretKeyRef; r != nil {
 					needSecret(r.Name, "env "+ev.Name)
+					used[r.Name] = true
 				}
+			}
+		}
+		for _, name := range ext {
+			generated := false // an overlay's generator suffixes the name
+			for u := range used {
+				generated = generated || strings.HasPrefix(u, name+"-")
+			}
+			if !used[name] && !generated {
+				c.addf("ref", w.String(), "%s lists Secret %q, which the pod does not use: remove it", externalSecretsAnnotation, name)
 			}
 		}
 	}

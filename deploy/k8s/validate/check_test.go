@@ -2,6 +2,7 @@ package validate
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,6 +83,19 @@ func removePDB(s *Set, name string) {
 
 func ptr[T any](v T) *T { return &v }
 
+// removeSecretMount drops the named volume and its mount from d.
+func removeSecretMount(t *testing.T, d *appsv1.Deployment, name string) {
+	t.Helper()
+	spec := &d.Spec.Template.Spec
+	n := len(spec.Volumes)
+	spec.Volumes = slices.DeleteFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == name })
+	c := &spec.Containers[0]
+	c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == name })
+	if len(spec.Volumes) == n {
+		t.Fatalf("%s has no volume %s", d.Name, name)
+	}
+}
+
 // TestChecksCatchBrokenManifests breaks one thing in a rendered overlay and
 // expects the check that guards it to say so, about the right object.
 func TestChecksCatchBrokenManifests(t *testing.T) {
@@ -144,7 +158,10 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 		}, "ref", "StatefulSet/nats", `ConfigMap "nats-config"`},
 		{"secret neither rendered nor declared external", "prod", func(t *testing.T, s *Set) {
 			delete(dep(t, s, "webhook-ingest").Annotations, externalSecretsAnnotation)
-		}, "ref", "Deployment/webhook-ingest", `Secret "toolbus-upstream-credentials"`},
+		}, "ref", "Deployment/webhook-ingest", `Secret "toolbus-webhook-secrets"`},
+		{"external secret the pod does not use", "prod", func(t *testing.T, s *Set) {
+			dep(t, s, "rest-worker").Annotations[externalSecretsAnnotation] += ",toolbus-webhook-secrets"
+		}, "ref", "Deployment/rest-worker", `lists Secret "toolbus-webhook-secrets", which the pod does not use`},
 		{"dev secret generator dropped", "dev", func(t *testing.T, s *Set) {
 			s.Secrets = nil
 			delete(dep(t, s, "rest-worker").Annotations, externalSecretsAnnotation)
@@ -326,6 +343,27 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			replaceIn(t, &cat, "${file:/etc/toolbus/secrets/upstream/crm-api-key}", "${file:/etc/toolbus/crm-api-key}")
 			cm.Data["catalog.yaml"] = cat
 		}, "catalog", "Deployment/rest-worker/toolbus", "not under a Secret volume mount"},
+		// secrets: each Deployment mounts what its services read, no more
+		{"webhook-ingest lacks the webhook secrets", "prod", func(t *testing.T, s *Set) {
+			removeSecretMount(t, dep(t, s, "webhook-ingest"), "webhook-secrets")
+		}, "catalog", "Deployment/webhook-ingest/toolbus", "/etc/toolbus/secrets/webhooks/stripe-signing-secret is not under a Secret volume mount of Deployment/webhook-ingest (services webhook-ingest read it)"},
+		{"rest-worker lacks the upstream credentials", "dev", func(t *testing.T, s *Set) {
+			removeSecretMount(t, dep(t, s, "rest-worker"), "upstream-credentials")
+		}, "catalog", "Deployment/rest-worker/toolbus", "upstreams.crm.headers.X-Api-Key: ${file:/etc/toolbus/secrets/upstream/crm-api-key}: cannot read file: /etc/toolbus/secrets/upstream/crm-api-key is not under a Secret volume mount"},
+		{"secret of another service mounted", "prod", func(t *testing.T, s *Set) {
+			from, to := dep(t, s, "rest-worker"), dep(t, s, "state-updater")
+			to.Spec.Template.Spec.Volumes = append(to.Spec.Template.Spec.Volumes, from.Spec.Template.Spec.Volumes[1])
+			c := &to.Spec.Template.Spec.Containers[0]
+			c.VolumeMounts = append(c.VolumeMounts, from.Spec.Template.Spec.Containers[0].VolumeMounts[1])
+		}, "secrets", "Deployment/state-updater/toolbus", "mounts Secret toolbus-upstream-credentials at /etc/toolbus/secrets/upstream, but no catalog reference of its services (state-updater, secret groups none) reads from it"},
+		{"generated secret lacks the referenced key", "dev", func(t *testing.T, s *Set) {
+			for _, sec := range s.Secrets {
+				if strings.HasPrefix(sec.Name, "toolbus-webhook-secrets-") {
+					sec.Data["demo-signing-secret"] = sec.Data["stripe-signing-secret"]
+					delete(sec.Data, "stripe-signing-secret")
+				}
+			}
+		}, "catalog", "Deployment/webhook-ingest/toolbus", "has no key stripe-signing-secret"},
 		{"catalog drifted from the demo", "prod", func(t *testing.T, s *Set) {
 			cm := configMap(t, s, "toolbus-catalog")
 			cat := cm.Data["catalog.yaml"]

@@ -180,8 +180,12 @@ func (c *checker) natsClientService(u *url.URL) error {
 }
 
 // catalog: the catalog ConfigMap every service mounts parses with the
-// catalog package, using the environment the pods get; its secret files come
-// from mounted Secrets; it keeps the demo catalog's upstreams and tools.
+// catalog package, using the environment the pods get and reading only the
+// secret references of the container's services, as `toolbus serve` does
+// (catalog.SecretsFor); those secret files come from mounted Secrets (with
+// the key, when the Secret is in the render), and no Secret is mounted that
+// none of them reads (least privilege); it keeps the demo catalog's
+// upstreams and tools.
 func (c *checker) catalog() {
 	tcs := c.toolbusContainers()
 	if len(tcs) == 0 {
@@ -213,18 +217,22 @@ func (c *checker) catalog() {
 		case s != src:
 			c.addf("catalog", obj, "mounts a different catalog than the other services")
 		}
-		cat, err := catalog.Parse(file, []byte(s), catalog.WithFS(fsys),
+		services, groups := serveSecretGroups(tc)
+		var read []string // secret files the catalog read
+		cat, err := catalog.Parse(file, []byte(s), catalog.WithFS(fsys), catalog.WithSecrets(groups),
 			catalog.WithLookupEnv(func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }),
 			catalog.WithReadFile(func(p string) ([]byte, error) {
-				if !mountedFromSecret(tc.w, tc.ctr, p) {
-					return nil, fmt.Errorf("%s is not under a Secret volume mount of %s: %w", p, tc.w, os.ErrNotExist)
+				if err := c.secretFile(tc.w, tc.ctr, p); err != nil {
+					return nil, fmt.Errorf("%w (services %s read it): %w", err, services, os.ErrNotExist)
 				}
+				read = append(read, path.Clean(p))
 				return []byte("secret-from-kubernetes"), nil
 			}))
 		if err != nil {
 			c.addf("catalog", obj, "the deployed catalog does not load: %v", err)
 			continue
 		}
+		c.unusedSecretMounts(tc, services, groups, read)
 		if c.cat == nil {
 			c.cat = cat
 		}
@@ -254,16 +262,86 @@ func (c *checker) catalog() {
 	}
 }
 
-func mountedFromSecret(w workload, ctr *corev1.Container, file string) bool {
+// serveSecretGroups are the services of a toolbus container (--services or
+// TOOLBUS_SERVICES, default all) and the secret groups serve resolves for
+// them: catalog.SecretsFor, plus the MCP-side auth secrets when the console
+// is turned on explicitly (cmd/toolbus/catalogsecrets.go).
+func serveSecretGroups(tc toolbusContainer) (string, catalog.SecretGroups) {
+	services := flagOrEnv(tc, "services", "TOOLBUS_SERVICES")
+	if services == "" {
+		services = "all"
+	}
+	g := catalog.SecretsFor(strings.Split(services, ",")...)
+	console, ok := flagValue(tc.ctr.Args, "console")
+	if !ok && slices.Contains(tc.ctr.Args, "--console") {
+		console, ok = "true", true
+	}
+	if !ok {
+		console = tc.env["TOOLBUS_CONSOLE"]
+	}
+	if on, err := strconv.ParseBool(console); err == nil && on {
+		g |= catalog.SecretsServerAuth
+	}
+	return services, g
+}
+
+// secretFile checks that file is under a Secret volume mount of ctr and,
+// when that Secret is in the render, that it has the file's key.
+func (c *checker) secretFile(w workload, ctr *corev1.Container, file string) error {
+	file = path.Clean(file)
 	for _, m := range ctr.VolumeMounts {
-		if !strings.HasPrefix(path.Clean(file), strings.TrimSuffix(m.MountPath, "/")+"/") {
+		rel, ok := strings.CutPrefix(file, strings.TrimSuffix(m.MountPath, "/")+"/")
+		if !ok {
 			continue
 		}
 		for _, v := range w.spec.Volumes {
-			if v.Name == m.Name && v.Secret != nil {
-				return true
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			key := rel
+			if len(v.Secret.Items) > 0 {
+				key = ""
+				for _, it := range v.Secret.Items {
+					if it.Path == rel {
+						key = it.Key
+					}
+				}
+				if key == "" {
+					return fmt.Errorf("%s: volume %s projects no item at %s", file, v.Name, rel)
+				}
+			}
+			for _, s := range c.s.Secrets {
+				if s.Name != v.Secret.SecretName {
+					continue
+				}
+				_, inData := s.Data[key]
+				_, inString := s.StringData[key]
+				if !inData && !inString {
+					return fmt.Errorf("Secret %s mounted at %s has no key %s (for %s)", s.Name, m.MountPath, key, file)
+				}
+			}
+			return nil // rendered with the key, or created out of band
+		}
+	}
+	return fmt.Errorf("%s is not under a Secret volume mount of %s", file, w)
+}
+
+// unusedSecretMounts reports Secret volumes mounted in a toolbus container
+// from which no secret reference of its services reads: a pod holds only
+// the credentials its services use.
+func (c *checker) unusedSecretMounts(tc toolbusContainer, services string, groups catalog.SecretGroups, read []string) {
+	for _, m := range tc.ctr.VolumeMounts {
+		for _, v := range tc.w.spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			used := false
+			for _, f := range read {
+				used = used || strings.HasPrefix(f, strings.TrimSuffix(m.MountPath, "/")+"/")
+			}
+			if !used {
+				c.addf("secrets", tc.w.String()+"/"+tc.ctr.Name, "mounts Secret %s at %s, but no catalog reference of its services (%s, secret groups %s) reads from it: remove the mount (least privilege)", v.Secret.SecretName, m.MountPath, services, groups)
 			}
 		}
 	}
-	return false
 }
