@@ -12,7 +12,6 @@
 package events
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,11 +94,7 @@ func Publish(nc *nats.Conn, subject string, v any) error {
 	if nc == nil {
 		return nil
 	}
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return nc.Publish(subject, data)
+	return publishEncoded(v, func(data []byte) error { return nc.Publish(subject, data) })
 }
 
 // Shorten cuts s to at most n bytes on a rune boundary, marking the cut.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -20,10 +21,18 @@ type macs struct {
 	keys    [][]byte
 	newHash func() hash.Hash
 	size    int
+	// pools keep each key's HMAC states for reuse: hmac.New costs five
+	// allocations and hashes the padded key twice, Reset restores the
+	// keyed state instead.
+	pools []*sync.Pool
 }
 
 func newMACs(keys [][]byte, newHash func() hash.Hash) macs {
-	return macs{keys: keys, newHash: newHash, size: newHash().Size()}
+	m := macs{keys: keys, newHash: newHash, size: newHash().Size(), pools: make([]*sync.Pool, len(keys))}
+	for i, key := range keys {
+		m.pools[i] = &sync.Pool{New: func() any { return hmac.New(newHash, key) }}
+	}
+	return m
 }
 
 // match reports the index of the first key whose HMAC over the
@@ -34,8 +43,8 @@ func (m macs) match(candidates [][]byte, parts ...[]byte) (int, bool) {
 		return 0, false
 	}
 	var buf [sha512.Size]byte
-	for i, key := range m.keys {
-		sum := m.sum(buf[:0], key, parts)
+	for i := range m.keys {
+		sum := m.sum(buf[:0], i, parts)
 		for _, c := range candidates {
 			if hmac.Equal(sum, c) {
 				return i, true
@@ -47,15 +56,19 @@ func (m macs) match(candidates [][]byte, parts ...[]byte) (int, bool) {
 
 // sign returns the HMAC of parts under the first (current) key.
 func (m macs) sign(parts ...[]byte) []byte {
-	return m.sum(nil, m.keys[0], parts)
+	return m.sum(nil, 0, parts)
 }
 
-func (m macs) sum(dst, key []byte, parts [][]byte) []byte {
-	h := hmac.New(m.newHash, key)
+// sum appends the HMAC of parts under key k to dst.
+func (m macs) sum(dst []byte, k int, parts [][]byte) []byte {
+	h := m.pools[k].Get().(hash.Hash)
+	h.Reset()
 	for _, p := range parts {
 		h.Write(p)
 	}
-	return h.Sum(dst)
+	dst = h.Sum(dst)
+	m.pools[k].Put(h)
+	return dst
 }
 
 var hashes = map[string]func() hash.Hash{

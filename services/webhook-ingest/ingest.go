@@ -23,11 +23,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -74,6 +76,7 @@ type Service struct {
 	sources map[string]*source
 	mux     *http.ServeMux
 	tracer  trace.Tracer
+	tracing bool // spans are recorded (not the no-op tracer)
 	metrics *telemetry.WebhookMetrics
 
 	// mu orders admissions against Shutdown, as in mcp-front.
@@ -114,6 +117,8 @@ func New(opts Options) (*Service, error) {
 		mux:     http.NewServeMux(),
 		tracer:  tracerFrom(opts.TracerProvider),
 	}
+	_, off := s.tracer.(tracenoop.Tracer)
+	s.tracing = !off
 	if opts.MeterProvider != nil {
 		m, err := telemetry.NewWebhookMetrics(opts.MeterProvider)
 		if err != nil {
@@ -193,6 +198,14 @@ func unavailable(w http.ResponseWriter) {
 	http.Error(w, "temporarily unavailable, retry later", http.StatusServiceUnavailable)
 }
 
+// expectWebhooks is the publish option of every event: the server refuses
+// a message that some other stream would store.
+var expectWebhooks = jetstream.WithExpectStream(bus.StreamWebhooks)
+
+// envelopeSlack is room for the event's fields other than the body, so
+// that the encoding rarely outgrows the buffer it is written into.
+const envelopeSlack = 1 << 10
+
 func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	ctx, span := s.startServerSpan(r)
 	name := r.PathValue("source")
@@ -210,30 +223,37 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inflight.Done()
-	log := s.log.With("source", name)
+	// Every log line names the source; s.log.With would build a logger
+	// per delivery even when nothing is logged.
+	log := s.log
 
 	limit := src.cfg.MaxBodyBytes
 	if r.ContentLength > limit {
-		log.Warn("webhook refused", "status", http.StatusRequestEntityTooLarge, "reason", "body too large", "content_length", r.ContentLength)
+		log.Warn("webhook refused", "source", name, "status", http.StatusRequestEntityTooLarge, "reason", "body too large", "content_length", r.ContentLength)
 		dl.set(events.WebhookTooLarge, http.StatusRequestEntityTooLarge, "body_too_large")
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	bodyBuf, err := readBody(w, r, limit)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			log.Warn("webhook refused", "status", http.StatusRequestEntityTooLarge, "reason", "body too large")
+			log.Warn("webhook refused", "source", name, "status", http.StatusRequestEntityTooLarge, "reason", "body too large")
 			dl.set(events.WebhookTooLarge, http.StatusRequestEntityTooLarge, "body_too_large")
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
 		// The sender went away mid-body; nobody reads this answer.
-		log.Info("webhook body unreadable", "error", err)
+		log.Info("webhook body unreadable", "source", name, "error", err)
 		dl.set(events.WebhookUnreadable, http.StatusBadRequest, "")
 		http.Error(w, "unreadable body", http.StatusBadRequest)
 		return
 	}
+	// The body's bytes are reused once this delivery is answered: nothing
+	// below keeps them (ids, types and challenges are copied into strings,
+	// NATS copies the message before the publish returns).
+	defer putBuf(bodyBuf)
+	body := *bodyBuf
 	received := time.Now()
 	_, vspan := s.startVerifySpan(ctx, src)
 	d, err := src.scheme.Verify(signature.Request{Header: r.Header, Body: body, Now: received})
@@ -247,7 +267,7 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		// The reason is for operators only: a prober learns nothing.
-		log.Warn("webhook refused", "status", http.StatusUnauthorized, "reason", err, "remote", r.RemoteAddr)
+		log.Warn("webhook refused", "source", name, "status", http.StatusUnauthorized, "reason", err, "remote", r.RemoteAddr)
 		dl.set(events.WebhookRejected, http.StatusUnauthorized, rejectReason(err))
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -266,22 +286,25 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 		id = "sha256:" + hex.EncodeToString(sum[:])
 	}
 	dl.ev.EventID = id
-	ev := &toolbusv1.WebhookEvent{
+	env := &envelope{ev: toolbusv1.WebhookEvent{
 		Id: id, Source: name, Type: d.Type, Body: body,
-		Headers:    keptHeaders(r.Header, src.extra),
-		ReceivedAt: timestamppb.New(received),
-		Scheme:     src.cfg.Scheme,
-	}
+		Headers: keptHeaders(r.Header, src.extra),
+		Scheme:  src.cfg.Scheme,
+	}}
+	env.ev.ReceivedAt = env.timestamp(&env.received, received)
 	if !d.Timestamp.IsZero() {
-		ev.ProviderTime = timestamppb.New(d.Timestamp)
+		env.ev.ProviderTime = env.timestamp(&env.provider, d.Timestamp)
 	}
-	data, err := proto.Marshal(ev)
+	dataBuf := getBuf(len(body) + envelopeSlack)
+	defer putBuf(dataBuf)
+	data, err := proto.MarshalOptions{}.MarshalAppend(*dataBuf, &env.ev)
 	if err != nil {
-		log.Error("encode webhook event", "error", err)
+		log.Error("encode webhook event", "source", name, "error", err)
 		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "encode")
 		unavailable(w)
 		return
 	}
+	*dataBuf = data[:0] // keep the grown buffer, if it grew
 	msg := &nats.Msg{Subject: bus.WebhookSubject(name, d.Type), Data: data, Header: nats.Header{}}
 	msg.Header.Set(bus.HeaderMsgID, id)
 	pctx, pspan := s.startPublishSpan(ctx, msg.Subject, name, d.Type, id, len(data))
@@ -292,14 +315,14 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	// with a known outcome: bound it by PublishTimeout alone.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(pctx), s.opts.PublishTimeout)
 	defer cancel()
-	ack, err := s.opts.JS.PublishMsg(pctx, msg, jetstream.WithExpectStream(bus.StreamWebhooks))
+	ack, err := s.opts.JS.PublishMsg(pctx, msg, expectWebhooks)
 	if err != nil {
 		endPublishSpan(pspan, 0, false, err)
 	} else {
 		endPublishSpan(pspan, ack.Sequence, ack.Duplicate, nil)
 	}
 	if err != nil {
-		log.Warn("webhook not stored", "status", http.StatusServiceUnavailable, "event_id", id, "type", d.Type, "error", err)
+		log.Warn("webhook not stored", "source", name, "status", http.StatusServiceUnavailable, "event_id", id, "type", d.Type, "error", err)
 		dl.set(events.WebhookUnavailable, http.StatusServiceUnavailable, "bus")
 		unavailable(w)
 		return
@@ -308,16 +331,30 @@ func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	if ack.Duplicate {
 		dl.set(events.WebhookDuplicate, http.StatusOK, "")
 		// Stored before: tell the provider to stop retrying.
-		log.Info("webhook duplicate", "event_id", id, "type", d.Type, "seq", ack.Sequence)
+		log.Info("webhook duplicate", "source", name, "event_id", id, "type", d.Type, "seq", ack.Sequence)
 		w.WriteHeader(http.StatusOK)
 		return
 	}
 	dl.set(events.WebhookStored, http.StatusAccepted, "")
-	log.Debug("webhook stored", "event_id", id, "type", d.Type, "seq", ack.Sequence, "secret", d.Secret)
+	if log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("webhook stored", "source", name, "event_id", id, "type", d.Type, "seq", ack.Sequence, "secret", d.Secret)
+	}
 	if d.Secret > 0 {
-		log.Info("webhook verified with an older secret", "secret", d.Secret)
+		log.Info("webhook verified with an older secret", "source", name, "secret", d.Secret)
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// envelope is a delivery's event with its timestamps, allocated together.
+type envelope struct {
+	ev                 toolbusv1.WebhookEvent
+	received, provider timestamppb.Timestamp
+}
+
+// timestamp sets ts to t, as timestamppb.New does, and returns it.
+func (e *envelope) timestamp(ts *timestamppb.Timestamp, t time.Time) *timestamppb.Timestamp {
+	ts.Seconds, ts.Nanos = t.Unix(), int32(t.Nanosecond())
+	return ts
 }
 
 // keptPrefixes are provider header families that describe the delivery;
@@ -328,22 +365,84 @@ var keptPrefixes = []string{"x-github-", "x-shopify-", "x-slack-", "webhook-", "
 // content type, user agent, the providers' delivery headers and the
 // source's configured id/type/timestamp headers, never a signature.
 func keptHeaders(h http.Header, extra []string) map[string]string {
-	out := map[string]string{}
+	out := make(map[string]string, 4)
 	for name, vals := range h {
-		lower := strings.ToLower(name)
-		if len(vals) == 0 || strings.Contains(lower, "signature") || strings.Contains(lower, "hmac") {
+		if len(vals) == 0 {
 			continue
 		}
-		keep := lower == "content-type" || lower == "user-agent"
-		for _, p := range keptPrefixes {
-			keep = keep || strings.HasPrefix(lower, p)
-		}
-		for _, e := range extra {
-			keep = keep || lower == e
-		}
-		if keep {
+		if lower, ok := keptName(name, extra); ok {
 			out[lower] = vals[0]
 		}
 	}
 	return out
+}
+
+// keptName says whether the header name is kept, and its lower-case form.
+// ASCII names (all that net/http accepts) are matched without allocating;
+// only kept names are lower-cased.
+func keptName(name string, extra []string) (string, bool) {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			lower := strings.ToLower(name)
+			return lower, keptLower(lower, extra)
+		}
+	}
+	if containsFold(name, "signature") || containsFold(name, "hmac") {
+		return "", false
+	}
+	keep := equalFold(name, "content-type") || equalFold(name, "user-agent")
+	for _, p := range keptPrefixes {
+		keep = keep || len(name) >= len(p) && equalFold(name[:len(p)], p)
+	}
+	for _, e := range extra {
+		keep = keep || equalFold(name, e)
+	}
+	if !keep {
+		return "", false
+	}
+	return strings.ToLower(name), true
+}
+
+// keptLower is keptName's rule for a lower-cased name.
+func keptLower(lower string, extra []string) bool {
+	if strings.Contains(lower, "signature") || strings.Contains(lower, "hmac") {
+		return false
+	}
+	keep := lower == "content-type" || lower == "user-agent"
+	for _, p := range keptPrefixes {
+		keep = keep || strings.HasPrefix(lower, p)
+	}
+	for _, e := range extra {
+		keep = keep || lower == e
+	}
+	return keep
+}
+
+// equalFold reports whether the ASCII string s equals lower, which is
+// lower-case, ignoring ASCII case.
+func equalFold(s, lower string) bool {
+	if len(s) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// containsFold reports whether the ASCII string s contains lower, which
+// is lower-case, ignoring ASCII case.
+func containsFold(s, lower string) bool {
+	for i := 0; i+len(lower) <= len(s); i++ {
+		if equalFold(s[i:i+len(lower)], lower) {
+			return true
+		}
+	}
+	return false
 }

@@ -505,3 +505,72 @@ func storedIDs(t testing.TB, js jetstream.JetStream) map[string]int {
 	}
 	return ids
 }
+
+// TestConcurrentDeliveriesKeepTheirBodies: bodies and encoded events are
+// read into reused buffers; many deliveries of many sizes at once, with
+// and without Content-Length, must each store exactly their own body.
+func TestConcurrentDeliveriesKeepTheirBodies(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	sizes := []int{200, 1 << 10, 5000, 64 << 10, 200 << 10}
+	const senders, each = 8, 12
+	want := map[string][]byte{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for s := range senders {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("evt_c_%d_%d", s, i)
+				pad := bytes.Repeat([]byte{byte('a' + (s*each+i)%26)}, sizes[(s+i)%len(sizes)])
+				body := fmt.Appendf(nil, `{"id":%q,"type":"charge.succeeded","data":{"pad":%q}}`, id, pad)
+				req := r.signed(t, "stripe", body, "", "")
+				if i%3 == 0 {
+					// No Content-Length: the body is read in growing chunks.
+					req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body)))
+					req.ContentLength = -1
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("%s: status %d", id, resp.StatusCode)
+				}
+				mu.Lock()
+				want[id] = body
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := r.js.OrderedConsumer(ctx, bus.StreamWebhooks, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range streamMsgs(t, r.js) {
+		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev toolbusv1.WebhookEvent
+		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		body, ok := want[ev.Id]
+		switch {
+		case !ok:
+			t.Errorf("unexpected event %q", ev.Id)
+		case ev.Id != msg.Headers().Get(bus.HeaderMsgID):
+			t.Errorf("event %q stored under message id %q", ev.Id, msg.Headers().Get(bus.HeaderMsgID))
+		case !bytes.Equal(ev.Body, body):
+			t.Errorf("event %q: stored body of %d bytes differs from the %d bytes sent", ev.Id, len(ev.Body), len(body))
+		}
+		delete(want, ev.Id)
+	}
+	if len(want) > 0 {
+		t.Errorf("%d events not stored", len(want))
+	}
+}

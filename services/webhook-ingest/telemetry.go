@@ -22,6 +22,10 @@ const tracerName = "github.com/toolbus/toolbus/services/webhook-ingest"
 // source is an attribute, so unknown sources cannot multiply span names.
 const route = "/webhooks/{source}"
 
+// noSpan stands for every span when tracing is off: starting a span of
+// the no-op provider still cost its name, options and a context per span.
+var noSpan = trace.SpanFromContext(context.Background())
+
 func tracerFrom(tp trace.TracerProvider) trace.Tracer {
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
@@ -35,6 +39,10 @@ func (s *Service) startServerSpan(r *http.Request) (context.Context, trace.Span)
 	ctx := r.Context()
 	if r.Header.Get("traceparent") != "" {
 		ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	if !s.tracing {
+		// The provider's trace context, if any, still reaches the event.
+		return ctx, noSpan
 	}
 	ctx, span := s.tracer.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer))
 	if span.IsRecording() {
@@ -87,6 +95,9 @@ func (s *Service) endServerSpan(ctx context.Context, span trace.Span, d *deliver
 
 // startVerifySpan starts the span of the signature check.
 func (s *Service) startVerifySpan(ctx context.Context, src *source) (context.Context, trace.Span) {
+	if !s.tracing {
+		return ctx, noSpan
+	}
 	ctx, span := s.tracer.Start(ctx, "verify "+src.cfg.Scheme, trace.WithSpanKind(trace.SpanKindInternal))
 	if span.IsRecording() {
 		span.SetAttributes(telemetry.AttrScheme.String(src.cfg.Scheme), telemetry.AttrSource.String(src.cfg.Name))
@@ -109,6 +120,9 @@ func endVerifySpan(span trace.Span, outcome string, rejected bool) {
 
 // startPublishSpan starts the producer span of an event stored on subject.
 func (s *Service) startPublishSpan(ctx context.Context, subject, source, eventType, id string, size int) (context.Context, trace.Span) {
+	if !s.tracing {
+		return ctx, noSpan
+	}
 	ctx, span := s.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer))
 	if span.IsRecording() {
 		span.SetAttributes(
