@@ -43,8 +43,8 @@ type runtimeConfig struct {
 }
 
 func (c *runtimeConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.memoryLimit, "memory-limit", envOr("TOOLBUS_MEMORY_LIMIT", "auto"),
-		"Go soft memory limit: a size (e.g. 256MiB), 'off', or 'auto' ("+formatBytes(defaultEmbeddedMemoryLimit)+" when mcp-front runs over the embedded NATS server, none otherwise); GOMEMLIMIT, when set, wins [TOOLBUS_MEMORY_LIMIT]")
+	fs.StringVar(&c.memoryLimit, "memory-limit", envOr("TOOLBUS_MEMORY_LIMIT", "off"),
+		"Go soft memory limit: 'off' (the default), a size (e.g. 256MiB), or 'auto' ("+formatBytes(defaultEmbeddedMemoryLimit)+" when mcp-front runs over the embedded NATS server, none otherwise: less memory at moderate load, but GC thrash once the live heap nears it, see docs/performance.md); GOMEMLIMIT, when set, wins [TOOLBUS_MEMORY_LIMIT]")
 	fs.StringVar(&c.pprofAddr, "pprof", envOr("TOOLBUS_PPROF_ADDR", ""),
 		"serve Go profiles (net/http/pprof) and runtime metrics under /debug/ on this address, e.g. 127.0.0.1:6060; off when empty [TOOLBUS_PPROF_ADDR]")
 	fs.BoolVar(&c.pprofRemote, "pprof-allow-remote", envOr("TOOLBUS_PPROF_ALLOW_REMOTE", "") == "true",

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -142,9 +143,10 @@ func TestRuntimeFlagsFromEnv(t *testing.T) {
 		t.Errorf("flags after the environment: %+v", cfg.runtime)
 	}
 
-	// Defaults: auto limit, no pprof.
+	// Defaults: no limit, no pprof.
 	for _, env := range []string{"TOOLBUS_MEMORY_LIMIT", "TOOLBUS_PPROF_ADDR", "TOOLBUS_PPROF_ALLOW_REMOTE"} {
 		t.Setenv(env, "")
+		os.Unsetenv(env) // t.Setenv restores it
 	}
 	var def serveConfig
 	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -152,6 +154,9 @@ func TestRuntimeFlagsFromEnv(t *testing.T) {
 	_ = fs.Parse(nil)
 	if def.runtime.pprofAddr != "" || def.runtime.pprofRemote {
 		t.Errorf("pprof must be off by default: %+v", def.runtime)
+	}
+	if def.runtime.memoryLimit != "off" {
+		t.Errorf("memory limit %q by default, want off (a limit near the live heap thrashes the GC at high concurrency)", def.runtime.memoryLimit)
 	}
 }
 

@@ -157,6 +157,9 @@ func runServe(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
+	if d := cfg.rel.webhookDedup; d < time.Second || d > bus.DefaultTopology().WebhookMaxAge {
+		return usageError{fmt.Sprintf("--webhook-dedup-window %v: want 1s to %v (the WEBHOOKS stream's age limit)", d, bus.DefaultTopology().WebhookMaxAge)}
+	}
 	if cfg.replicas < 1 || cfg.replicas > 5 {
 		return usageError{fmt.Sprintf("--stream-replicas %d: JetStream allows 1 to 5", cfg.replicas)}
 	}
@@ -430,6 +433,9 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 	topo := bus.DefaultTopology()
 	topo.Replicas = cfg.replicas
 	topo.ResultTTL = cfg.rel.resultTTL
+	if cfg.rel.webhookDedup > 0 {
+		topo.WebhookDuplicateWindow = cfg.rel.webhookDedup
+	}
 	if err := ensureWithRetry(ctx, log, func(ctx context.Context) error { return topo.Ensure(ctx, js) }); err != nil {
 		return shutdownAfterStartFailure(log, httpSrv, grpcSrv, err)
 	}

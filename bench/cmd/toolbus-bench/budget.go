@@ -25,16 +25,22 @@ func budget(r *report.Report) []report.BudgetLine {
 		add("All-in-one adds ≤ 150 µs p50 over plain go-sdk MCP (1 client)",
 			fmt.Sprintf("%+.0f µs (%.0f vs %.0f)", d, tb.P50us, pl.P50us), d <= 150)
 	}
-	if tb, pl := r.Find("toolbus", maxC), r.Find("plain", maxC); maxC >= 64 && tb != nil && pl != nil && pl.Throughput > 0 {
+	// The design states the throughput comparisons at 64 clients; the
+	// highest concurrency (256 in the full run) is judged by flatness below.
+	cmpC := 64
+	if !slices.Contains(cs, cmpC) {
+		cmpC = maxC
+	}
+	if tb, pl := r.Find("toolbus", cmpC), r.Find("plain", cmpC); cmpC >= 64 && tb != nil && pl != nil && pl.Throughput > 0 {
 		q := tb.Throughput / pl.Throughput
-		add(fmt.Sprintf("All-in-one keeps ≥ 80%% of plain MCP throughput at %d clients", maxC),
+		add(fmt.Sprintf("All-in-one keeps ≥ 80%% of plain MCP throughput at %d clients", cmpC),
 			fmt.Sprintf("%.0f%% (%.0f vs %.0f calls/s)", q*100, tb.Throughput, pl.Throughput), q >= 0.8)
 	}
-	if tb, pe := r.Find("toolbus", maxC), r.Find("peer", maxC); tb != nil && pe != nil && pe.Throughput > 0 {
+	if tb, pe := r.Find("toolbus", cmpC), r.Find("peer", cmpC); tb != nil && pe != nil && pe.Throughput > 0 {
 		q := tb.Throughput / pe.Throughput
-		add(fmt.Sprintf("All-in-one ≥ 1.25× the peer's throughput at %d clients", maxC),
+		add(fmt.Sprintf("All-in-one ≥ 1.25× the peer's throughput at %d clients", cmpC),
 			fmt.Sprintf("%.2f× (%.0f vs %.0f calls/s)", q, tb.Throughput, pe.Throughput), q >= 1.25)
-		add(fmt.Sprintf("All-in-one p99 lower than the peer's at %d clients", maxC),
+		add(fmt.Sprintf("All-in-one p99 lower than the peer's at %d clients", cmpC),
 			fmt.Sprintf("%.0f vs %.0f µs", tb.P99us, pe.P99us), tb.P99us < pe.P99us)
 	}
 	if tb := r.Find("toolbus", 64); tb != nil {
