@@ -103,7 +103,7 @@ openapi-specs: ## Fetch the pinned large OpenAPI documents (Stripe, GitHub) that
 
 .PHONY: bench bench-smoke
 BENCH_FLAGS ?=
-bench: tools bench-go ## Benchmark Toolbus against its floors and an npm peer (~6 min); writes bench/results and docs/perf/*.svg.
+bench: tools bench-go ## Benchmark Toolbus against its floors and an npm peer (~9 min); writes bench/results and docs/perf/*.svg.
 	bench/peer/setup.sh || echo "bench: peer not installed; its scenario will be skipped"
 	cd bench && GOWORK=off GOFLAGS=-mod=mod $(GO) run ./cmd/toolbus-bench -out results -charts ../docs/perf $(BENCH_FLAGS)
 
