@@ -57,9 +57,7 @@ func (m *CallMetrics) Record(ctx context.Context, tool, upstream, outcome, via s
 	if m == nil {
 		return
 	}
-	set := metric.WithAttributeSet(attribute.NewSet(
-		attribute.String(LabelTool, tool), attribute.String(LabelUpstream, upstream),
-		attribute.String(LabelOutcome, outcome), attribute.String(LabelVia, via)))
+	set := sets.option(labelKey{kind: kindCall, a: tool, b: upstream, c: outcome, d: via})
 	m.calls.Add(ctx, 1, set)
 	m.duration.Record(ctx, d.Seconds(), set)
 }
@@ -100,7 +98,7 @@ func (m *WorkerMetrics) Received(ctx context.Context, tool, upstream string, que
 	if m == nil {
 		return
 	}
-	set := metric.WithAttributeSet(attribute.NewSet(attribute.String(LabelTool, tool), attribute.String(LabelUpstream, upstream)))
+	set := sets.option(labelKey{kind: kindToolUpstream, a: tool, b: upstream})
 	if queueWait > 0 {
 		m.queueWait.Record(ctx, queueWait.Seconds(), set)
 	}
@@ -115,9 +113,8 @@ func (m *WorkerMetrics) Answered(ctx context.Context, tool, upstream, outcome st
 	if m == nil {
 		return
 	}
-	m.executions.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
-		attribute.String(LabelTool, tool), attribute.String(LabelUpstream, upstream), attribute.String(LabelOutcome, outcome))))
-	set := metric.WithAttributeSet(attribute.NewSet(attribute.String(LabelTool, tool), attribute.String(LabelUpstream, upstream)))
+	m.executions.Add(ctx, 1, sets.option(labelKey{kind: kindExecution, a: tool, b: upstream, c: outcome}))
+	set := sets.option(labelKey{kind: kindToolUpstream, a: tool, b: upstream})
 	if upstreamTime > 0 {
 		m.upstreamTime.Record(ctx, upstreamTime.Seconds(), set)
 	}
@@ -221,8 +218,7 @@ func (m *WebhookMetrics) Projected(ctx context.Context, projection, source, outc
 	if m == nil {
 		return
 	}
-	m.projected.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
-		attribute.String(LabelProjection, projection), attribute.String(LabelSource, source), attribute.String(LabelOutcome, outcome))))
+	m.projected.Add(ctx, 1, sets.option(labelKey{kind: kindProjected, a: projection, b: source, c: outcome}))
 }
 
 // Received counts one webhook delivery with its outcome.
@@ -230,8 +226,7 @@ func (m *WebhookMetrics) Received(ctx context.Context, source, outcome string) {
 	if m == nil {
 		return
 	}
-	m.webhooks.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(
-		attribute.String(LabelSource, source), attribute.String(LabelOutcome, outcome))))
+	m.webhooks.Add(ctx, 1, sets.option(labelKey{kind: kindWebhook, a: source, b: outcome}))
 }
 
 // DedupHit counts one duplicate delivery of source.
@@ -247,6 +242,5 @@ func (m *WebhookMetrics) Applied(ctx context.Context, projection, source string,
 	if m == nil {
 		return
 	}
-	m.projectionLag.Record(ctx, lag.Seconds(), metric.WithAttributeSet(attribute.NewSet(
-		attribute.String(LabelProjection, projection), attribute.String(LabelSource, source))))
+	m.projectionLag.Record(ctx, lag.Seconds(), sets.option(labelKey{kind: kindApplied, a: projection, b: source}))
 }
