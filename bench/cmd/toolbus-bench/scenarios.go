@@ -230,6 +230,13 @@ func startToolbusEnv(ctx context.Context, e *env, name string, env []string, arg
 }
 
 func setupToolbus(ctx context.Context, e *env) (*deployment, error) {
+	return startAllInOne(ctx, e, "toolbus", nil, "embedded NATS, JetStream file storage, in-process connection")
+}
+
+// startAllInOne starts `toolbus serve` with every service on an embedded
+// NATS server (file storage, in-process connection) and env added to its
+// environment.
+func startAllInOne(ctx context.Context, e *env, name string, env []string, note string) (*deployment, error) {
 	if err := e.ensureToolbus(ctx); err != nil {
 		return nil, err
 	}
@@ -237,18 +244,18 @@ func setupToolbus(ctx context.Context, e *env) (*deployment, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.MkdirTemp(e.tmp, "toolbus-data-")
+	data, err := os.MkdirTemp(e.tmp, name+"-data-")
 	if err != nil {
 		return nil, err
 	}
-	p, addr, err := startToolbus(ctx, e, "toolbus", "--catalog", cat, "--nats-listen", "none", "--http", "127.0.0.1:0", "--grpc", "none", "--data", data)
+	p, addr, err := startToolbusEnv(ctx, e, name, env, "--catalog", cat, "--nats-listen", "none", "--http", "127.0.0.1:0", "--grpc", "none", "--data", data)
 	if err != nil {
 		return nil, err
 	}
 	return &deployment{
 		target: e.mcpTarget("http://"+addr+"/mcp", "lookup"),
 		server: proc.Group{p},
-		note:   "embedded NATS, JetStream file storage, in-process connection",
+		note:   note,
 	}, nil
 }
 

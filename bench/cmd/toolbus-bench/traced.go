@@ -6,11 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
-
-	"github.com/toolbus/toolbus/bench/proc"
 )
 
 // otlpSink is the trace back end of the toolbus-traced scenario: an
@@ -55,42 +52,26 @@ func (s *otlpSink) Stop() {
 // setupTraced is the all-in-one with tracing on as an operator would run
 // it: every call sampled, the batch span processor, OTLP over HTTP.
 func setupTraced(ctx context.Context, e *env) (*deployment, error) {
-	if err := e.ensureToolbus(ctx); err != nil {
-		return nil, err
-	}
-	cat, err := e.benchCatalog()
-	if err != nil {
-		return nil, err
-	}
-	data, err := os.MkdirTemp(e.tmp, "toolbus-traced-data-")
-	if err != nil {
-		return nil, err
-	}
 	sink, err := startOTLPSink()
 	if err != nil {
 		return nil, fmt.Errorf("OTLP sink: %w", err)
 	}
-	env := []string{
+	d, err := startAllInOne(ctx, e, "toolbus-traced", []string{
 		"OTEL_TRACES_EXPORTER=otlp",
 		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + sink.addr,
 		"OTEL_TRACES_SAMPLER=always_on",
-	}
-	p, addr, err := startToolbusEnv(ctx, e, "toolbus-traced", env, "--catalog", cat, "--nats-listen", "none", "--http", "127.0.0.1:0", "--grpc", "none", "--data", data)
+	}, "as the all-in-one, with every call traced (always_on sampler, batch span processor, OTLP/HTTP to a sink in the benchmark process)")
 	if err != nil {
 		sink.Stop()
 		return nil, err
 	}
-	return &deployment{
-		target: e.mcpTarget("http://"+addr+"/mcp", "lookup"),
-		server: proc.Group{p},
-		note:   "as the all-in-one, with every call traced (always_on sampler, batch span processor, OTLP/HTTP to a sink in the benchmark process)",
-		after: func() string {
-			defer sink.Stop()
-			if sink.requests.Load() == 0 {
-				return "toolbus-traced: the OTLP sink received no spans: tracing was not on, so this run does not measure it"
-			}
-			return fmt.Sprintf("toolbus-traced: the OTLP sink received %d export requests, %.1f MB of spans", sink.requests.Load(), float64(sink.bytes.Load())/1e6)
-		},
-	}, nil
+	d.after = func() string {
+		defer sink.Stop()
+		if sink.requests.Load() == 0 {
+			return "toolbus-traced: the OTLP sink received no spans: tracing was not on, so this run does not measure it"
+		}
+		return fmt.Sprintf("toolbus-traced: the OTLP sink received %d export requests, %.1f MB of spans", sink.requests.Load(), float64(sink.bytes.Load())/1e6)
+	}
+	return d, nil
 }
