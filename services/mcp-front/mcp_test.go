@@ -300,7 +300,9 @@ func TestWorkerThatNeverAnswersTimesOut(t *testing.T) {
 	if diff := cmp.Diff(want, outcomeOf(res)); diff != "" {
 		t.Errorf("result (-want +got):\n%s", diff)
 	}
-	if elapsed < 300*time.Millisecond || elapsed > 2*time.Second {
+	// The upper bound only tells a call answered by its tool timeout from
+	// one left to the 5 s client context; CI runners are slow and loaded.
+	if elapsed < 300*time.Millisecond || elapsed > 4*time.Second {
 		t.Errorf("answered after %v, want just after the 300ms tool timeout", elapsed)
 	}
 }
