@@ -21,14 +21,15 @@ import (
 // Process-level settings of `toolbus serve`: the Go soft memory limit and
 // an opt-in pprof endpoint (docs/operations.md "Memory and profiling").
 
-// defaultEmbeddedMemoryLimit is the soft memory limit of the all-in-one
-// (mcp-front over the embedded NATS server) when neither --memory-limit
-// nor GOMEMLIMIT says otherwise. Its live heap at 64 concurrent clients is
-// 25 to 30 MiB (docs/performance.md "Memory"); with the default GOGC the
-// heap goal is twice that, and on top come stacks, runtime metadata and
-// about 35 MiB of the binary's own pages. The limit only makes the
-// collector run earlier when the Go memory grows towards it. It is soft:
-// a process that really needs more keeps running, with more GC work.
+// defaultEmbeddedMemoryLimit is the soft memory limit `--memory-limit auto`
+// sets for the all-in-one (mcp-front over the embedded NATS server). Its
+// live heap at 64 concurrent clients is 25 to 30 MiB (docs/performance.md
+// "Memory"); with the default GOGC the heap goal is twice that, and on top
+// come stacks, runtime metadata and about 35 MiB of the binary's own pages.
+// The limit makes the collector run earlier when the Go memory grows
+// towards it. It is soft, and off by default: at 256 clients the live heap
+// nears it and the collector runs all the time (throughput fell by more
+// than half on the benchmark).
 const defaultEmbeddedMemoryLimit = 60 << 20
 
 // runtimeConfig is what `toolbus serve` is told about its own process.

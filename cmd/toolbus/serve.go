@@ -458,10 +458,10 @@ func serve(ctx context.Context, cfg serveConfig, stdin io.Reader, stdout, stderr
 		log.Warn("catalog hot reload is off", "error", err)
 	}
 	defer reload.Stop()
-	// The soft memory limit applies from here on, not to loading the
-	// catalog and starting: a 1,000-tool catalog allocates about 90 MB
-	// while it is parsed, and a limit below that only slows start-up. The
-	// all-in-one's default keeps it under 100 MB at 64 clients.
+	// The soft memory limit (off unless asked for) applies from here on,
+	// not to loading the catalog and starting: a 1,000-tool catalog
+	// allocates about 90 MB while it is parsed, and a limit below that
+	// only slows start-up.
 	allInOne := cfg.natsURL == "" && slices.Contains(cfg.services, svcMCPFront)
 	restoreMemLimit, err := cfg.runtime.applyMemoryLimit(log, allInOne)
 	if err != nil { // checked at the top already
