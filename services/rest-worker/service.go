@@ -11,11 +11,8 @@ package restworker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/bus/callservice"
 	"github.com/toolbus/toolbus/catalog"
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
 	"github.com/toolbus/toolbus/telemetry"
@@ -36,10 +34,17 @@ const (
 	// DefaultAckWait is how long a call held by a worker that stopped
 	// heart-beating (a crash) waits before JetStream gives it to another
 	// replica. The worker heart-beats every third of it.
-	DefaultAckWait = 15 * time.Second
+	DefaultAckWait = callservice.DefaultAckWait
 	// DefaultMaxDeliver bounds deliveries of one call (crashes, shutdowns).
-	DefaultMaxDeliver = 5
+	DefaultMaxDeliver = callservice.DefaultMaxDeliver
 )
+
+// role is what this worker serves: REST and SOAP upstreams.
+var role = callservice.Role{
+	Name:      "rest-worker",
+	Kinds:     []catalog.Kind{catalog.KindREST, catalog.KindSOAP},
+	Described: "rest or soap",
+}
 
 // Options configure the REST worker.
 type Options struct {
@@ -77,38 +82,23 @@ type Service struct {
 	// Start.
 	gen    atomic.Pointer[generation]
 	stores stores
-
-	mu      sync.Mutex
-	worker  *bus.Worker
-	backlog *bus.BacklogWatcher
-	stopped bool
+	// life consumes the calls (bus/callservice).
+	life *callservice.Service
 }
 
 // New validates opts and prepares the HTTP clients and compiled routes. It
 // makes no network calls.
 func New(opts Options) (*Service, error) {
-	switch {
-	case opts.Catalog == nil:
-		return nil, errors.New("rest-worker: no catalog")
-	case opts.NC == nil || opts.JS == nil:
-		return nil, errors.New("rest-worker: no NATS connection")
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.Instance == "" {
-		opts.Instance = "rest-worker"
-	}
-	if opts.AckWait <= 0 {
-		opts.AckWait = DefaultAckWait
-	}
-	if opts.MaxDeliver <= 0 {
-		opts.MaxDeliver = DefaultMaxDeliver
-	}
-	ups, err := selectUpstreams(opts.Catalog, opts.Upstreams)
+	life, err := callservice.New(role, callservice.Options{
+		Catalog: opts.Catalog, NC: opts.NC, JS: opts.JS, Instance: opts.Instance, Logger: opts.Logger,
+		Upstreams: opts.Upstreams, AckWait: opts.AckWait, MaxDeliver: opts.MaxDeliver,
+		TracerProvider: opts.TracerProvider, MeterProvider: opts.MeterProvider,
+		WatchBacklog: true, BacklogEvery: opts.BacklogEvery,
+	})
 	if err != nil {
 		return nil, err
 	}
+	ups := life.Upstreams()
 	if opts.HTTP.Layers.Tracing == nil && (opts.TracerProvider != nil || opts.MeterProvider != nil) {
 		var rm *telemetry.ReliabilityMetrics
 		if opts.MeterProvider != nil {
@@ -124,42 +114,13 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("rest-worker: %w", err)
 	}
 	h.publish = opts.NC.Publish
-	return &Service{opts: opts, log: opts.Logger.With("service", "rest-worker", "instance", opts.Instance), upstreams: ups, h: h}, nil
+	return &Service{opts: opts, log: life.Logger(), upstreams: ups, h: h, life: life}, nil
 }
 
-// selectUpstreams returns the REST upstreams to serve, sorted by name.
+// selectUpstreams returns the REST and SOAP upstreams to serve, sorted by
+// name.
 func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream, error) {
-	var ups []*catalog.Upstream
-	if len(names) == 0 {
-		for _, u := range cat.Upstreams {
-			if u.Kind == catalog.KindREST || u.Kind == catalog.KindSOAP {
-				ups = append(ups, u)
-			}
-		}
-	} else {
-		for _, n := range names {
-			u, ok := cat.Upstreams[n]
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("rest-worker: upstream %q is not in the catalog", n)
-			case u.Kind != catalog.KindREST && u.Kind != catalog.KindSOAP:
-				return nil, fmt.Errorf("rest-worker: upstream %q is of kind %s, not rest or soap", n, u.Kind)
-			}
-			if !slices.Contains(ups, u) {
-				ups = append(ups, u)
-			}
-		}
-	}
-	slices.SortFunc(ups, func(a, b *catalog.Upstream) int {
-		if a.Name < b.Name {
-			return -1
-		}
-		if a.Name > b.Name {
-			return 1
-		}
-		return 0
-	})
-	return ups, nil
+	return role.Select(cat, names)
 }
 
 // Start consumes the calls of every served upstream, one durable consumer
@@ -167,65 +128,24 @@ func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream,
 // returns once consumption has started. If it fails, what it started has
 // been stopped.
 func (s *Service) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.stopped:
-		return bus.ErrShuttingDown
-	case s.worker != nil:
-		return errors.New("rest-worker: already started")
-	}
-	// Mutating calls answer from their stored result when their
-	// idempotency key was seen (a crash redelivery, a client retry).
-	results, err := bus.OpenResultStore(ctx, s.opts.JS)
-	if err != nil {
-		return fmt.Errorf("rest-worker: %w", err)
-	}
-	// Shaping (jq, drop, cap) runs on the merged pages; the cache keeps
-	// the shaped answer; results keep what the caller finally got.
-	conts, err := bus.OpenContinuations(ctx, s.opts.JS)
-	if err != nil {
-		return fmt.Errorf("rest-worker: %w", err)
-	}
-	cache, err := bus.OpenResultCache(ctx, s.opts.JS)
-	if err != nil {
-		return fmt.Errorf("rest-worker: %w", err)
-	}
-	s.stores = stores{results: results, conts: conts, cache: cache}
-	s.gen.Store(s.newGeneration(s.opts.Catalog, s.h))
-	// Each call runs on the generation current when it arrives (reload.go).
-	handle := func(ctx context.Context, call *toolbusv1.ToolCall, d bus.Delivery) (*toolbusv1.ToolResult, error) {
-		return s.gen.Load().handle(ctx, call, d)
-	}
-	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
-		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
-	for _, u := range s.upstreams {
-		cc := bus.CallConsumer{
-			Kind:        string(u.Kind),
-			Upstream:    u.Name,
-			Concurrency: u.Concurrency,
-			AckWait:     s.opts.AckWait,
-			MaxDeliver:  s.opts.MaxDeliver,
-		}
-		if err := w.ServeCalls(ctx, cc, handle); err != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = w.Shutdown(sctx)
-			return fmt.Errorf("rest-worker: serve upstream %s: %w", u.Name, err)
-		}
-	}
-	s.worker = w
-	if s.opts.MeterProvider != nil {
-		names := make([]string, 0, len(s.upstreams))
-		for _, u := range s.upstreams {
-			names = append(names, bus.CallConsumerName(string(u.Kind), u.Name))
-		}
-		bw, err := bus.WatchBacklog(ctx, s.opts.JS, s.opts.MeterProvider, bus.BacklogOptions{
-			Stream: bus.StreamCalls, Consumers: names, Every: s.opts.BacklogEvery, Logger: s.log})
+	err := s.life.Start(ctx, func(ctx context.Context, st callservice.Stores) (bus.CallHandler, error) {
+		// Mutating calls answer from their stored result when their
+		// idempotency key was seen (a crash redelivery, a client retry).
+		// Shaping (jq, drop, cap) runs on the merged pages; the cache keeps
+		// the shaped answer; results keep what the caller finally got.
+		cache, err := bus.OpenResultCache(ctx, s.opts.JS)
 		if err != nil {
-			s.log.Warn("consumer backlog metrics unavailable", "error", err)
+			return nil, err
 		}
-		s.backlog = bw
+		s.stores = stores{results: st.Results, conts: st.Conts, cache: cache}
+		s.gen.Store(s.newGeneration(s.opts.Catalog, s.h))
+		// Each call runs on the generation current when it arrives (reload.go).
+		return func(ctx context.Context, call *toolbusv1.ToolCall, d bus.Delivery) (*toolbusv1.ToolResult, error) {
+			return s.gen.Load().handle(ctx, call, d)
+		}, nil
+	})
+	if err != nil {
+		return err
 	}
 	s.log.Info("serving REST upstreams", "upstreams", len(s.upstreams), "tools", len(s.h.routes))
 	return nil
@@ -235,19 +155,7 @@ func (s *Service) Start(ctx context.Context) error {
 // taken and in-flight calls finish until ctx ends; then they are cancelled
 // and handed back for redelivery. Idle upstream connections are closed.
 func (s *Service) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.stopped = true
-	w := s.worker
-	bw := s.backlog
-	s.backlog = nil
-	s.mu.Unlock()
-	if bw != nil {
-		bw.Stop()
-	}
-	var err error
-	if w != nil {
-		err = w.Shutdown(ctx)
-	}
+	err := s.life.Shutdown(ctx)
 	s.h.closeIdle()
 	if g := s.gen.Load(); g != nil {
 		g.h.closeIdle()
