@@ -126,6 +126,9 @@ type Service struct {
 	worker  *bus.Worker
 	backlog *bus.BacklogWatcher
 	stopped bool
+	// handle is the handler Start's setup returned; Add serves new
+	// upstreams with it.
+	handle bus.CallHandler
 }
 
 // New validates opts, fills in their defaults and selects the upstreams to
@@ -165,8 +168,107 @@ func New(role Role, opts Options) (*Service, error) {
 // Logger is the worker's logger, tagged with its service and instance.
 func (s *Service) Logger() *slog.Logger { return s.log }
 
-// Upstreams are the upstreams served, sorted by name.
-func (s *Service) Upstreams() []*catalog.Upstream { return s.upstreams }
+// Upstreams are the upstreams served, sorted by name: those selected by
+// New and those added since (Add).
+func (s *Service) Upstreams() []*catalog.Upstream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.upstreams)
+}
+
+// consumer is the call consumer of upstream u.
+func (s *Service) consumer(u *catalog.Upstream) bus.CallConsumer {
+	return bus.CallConsumer{
+		Kind:        string(u.Kind),
+		Upstream:    u.Name,
+		Concurrency: u.Concurrency,
+		AckWait:     s.opts.AckWait,
+		MaxDeliver:  s.opts.MaxDeliver,
+	}
+}
+
+// Reselect returns, for a reloaded catalog cat, the upstreams the worker
+// serves from now on and, among them, the fresh ones it does not consume
+// yet (serve them with Add once the new routes are in place). An upstream
+// cat no longer has, or has with a kind the role does not serve, is
+// dropped and logged: its queued calls fail as unknown tools. Upstreams
+// new to cat are fresh only when the worker serves every upstream of its
+// kinds (no Upstreams option); a worker given a list keeps to it.
+func (s *Service) Reselect(cat *catalog.Catalog) (ups, fresh []*catalog.Upstream) {
+	current := s.Upstreams()
+	names := s.opts.Upstreams
+	if len(names) == 0 {
+		for _, u := range current {
+			names = append(names, u.Name)
+		}
+		for name, u := range cat.Upstreams {
+			if s.role.Serves(u.Kind) && !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	for _, n := range names {
+		u, ok := cat.Upstreams[n]
+		if !ok || !s.role.Serves(u.Kind) {
+			s.log.Warn("catalog reload: upstream removed; its queued calls fail as unknown tools", "upstream", n)
+			continue
+		}
+		ups = append(ups, u)
+		if !slices.ContainsFunc(current, func(v *catalog.Upstream) bool { return v.Name == n }) {
+			fresh = append(fresh, u)
+		}
+	}
+	slices.SortFunc(ups, func(a, b *catalog.Upstream) int { return strings.Compare(a.Name, b.Name) })
+	return ups, fresh
+}
+
+// ServeNew is Add for a reload, within a bound of its own: the catalog is
+// already served, and an error says which of its new upstreams are not
+// consumed yet.
+func (s *Service) ServeNew(fresh []*catalog.Upstream) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	added, err := s.Add(ctx, fresh)
+	if len(added) > 0 {
+		s.log.Info("catalog reload: serving new upstreams", "upstreams", added)
+	}
+	if err != nil {
+		return fmt.Errorf("reload: the new catalog is served, but not all of its new upstreams yet (the next reload tries again): %w", err)
+	}
+	return nil
+}
+
+// Add consumes the calls of upstreams that are not served yet, with the
+// handler Start set up: an upstream new to a reloaded catalog is served
+// without a restart. Upstreams already served, and those of kinds the role
+// does not serve, are skipped; added names the new ones. It fails before
+// Start and after Shutdown; an upstream whose consumer could not be
+// created is not served, and a later Add tries it again.
+func (s *Service) Add(ctx context.Context, ups []*catalog.Upstream) (added []string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return nil, bus.ErrShuttingDown
+	case s.worker == nil:
+		return nil, errors.New(s.role.Name + ": not started")
+	}
+	for _, u := range ups {
+		if !s.role.Serves(u.Kind) || slices.ContainsFunc(s.upstreams, func(v *catalog.Upstream) bool { return v.Name == u.Name }) {
+			continue
+		}
+		if err := s.worker.ServeCalls(ctx, s.consumer(u), s.handle); err != nil {
+			return added, fmt.Errorf("%s: serve upstream %s: %w", s.role.Name, u.Name, err)
+		}
+		s.upstreams = append(s.upstreams, u)
+		added = append(added, u.Name)
+	}
+	slices.SortFunc(s.upstreams, func(a, b *catalog.Upstream) int { return strings.Compare(a.Name, b.Name) })
+	return added, nil
+}
 
 // Start opens the stores, hands them to setup, which returns the handler
 // of every call, and consumes the calls of every served upstream with it:
@@ -198,14 +300,7 @@ func (s *Service) Start(ctx context.Context, setup func(context.Context, Stores)
 	w := bus.NewWorker(s.opts.NC, s.opts.JS, bus.WorkerOptions{Name: s.opts.Instance, Logger: s.log,
 		TracerProvider: s.opts.TracerProvider, MeterProvider: s.opts.MeterProvider})
 	for _, u := range s.upstreams {
-		cc := bus.CallConsumer{
-			Kind:        string(u.Kind),
-			Upstream:    u.Name,
-			Concurrency: u.Concurrency,
-			AckWait:     s.opts.AckWait,
-			MaxDeliver:  s.opts.MaxDeliver,
-		}
-		if err := w.ServeCalls(ctx, cc, handle); err != nil {
+		if err := w.ServeCalls(ctx, s.consumer(u), handle); err != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = w.Shutdown(sctx)
@@ -213,6 +308,7 @@ func (s *Service) Start(ctx context.Context, setup func(context.Context, Stores)
 		}
 	}
 	s.worker = w
+	s.handle = handle
 	if s.opts.WatchBacklog && s.opts.MeterProvider != nil {
 		names := make([]string, 0, len(s.upstreams))
 		for _, u := range s.upstreams {

@@ -136,3 +136,71 @@ func TestStartShutdown(t *testing.T) {
 		t.Errorf("Start after Shutdown = %v, want ErrShuttingDown", err)
 	}
 }
+
+// After a reload, Reselect keeps what the catalog still has, drops the
+// rest, and names the upstreams new to the worker; Add consumes those
+// once, and only after Start.
+func TestReselectAndAdd(t *testing.T) {
+	ns := bustest.Server(t)
+	nc, js := bustest.Connect(t, ns)
+	s, err := callservice.New(role, callservice.Options{Catalog: testCatalog(), NC: nc, JS: js, Logger: bustest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// The reloaded catalog: alpha gone, zeta kept, beta new, gql not ours.
+	next := &catalog.Catalog{Upstreams: map[string]*catalog.Upstream{
+		"zeta": {Name: "zeta", Kind: catalog.KindREST, Concurrency: 2},
+		"beta": {Name: "beta", Kind: catalog.KindREST, Concurrency: 1},
+		"gql":  {Name: "gql", Kind: catalog.KindGraphQL, Concurrency: 1},
+	}}
+	ups, fresh := s.Reselect(next)
+	if got := names(ups); !slices.Equal(got, []string{"beta", "zeta"}) {
+		t.Errorf("Reselect serves %v, want [beta zeta]", got)
+	}
+	if got := names(fresh); !slices.Equal(got, []string{"beta"}) {
+		t.Errorf("Reselect fresh = %v, want [beta]", got)
+	}
+	if _, err := s.Add(ctx, fresh); err == nil {
+		t.Error("Add before Start succeeded")
+	}
+
+	handle := func(context.Context, *toolbusv1.ToolCall, bus.Delivery) (*toolbusv1.ToolResult, error) {
+		return &toolbusv1.ToolResult{}, nil
+	}
+	if err := s.Start(ctx, func(context.Context, callservice.Stores) (bus.CallHandler, error) { return handle, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Consumer(ctx, bus.StreamCalls, bus.CallConsumerName("rest", "beta")); err == nil {
+		t.Fatal("beta's consumer exists before Add")
+	}
+	added, err := s.Add(ctx, append(fresh, next.Upstreams["zeta"], next.Upstreams["gql"]))
+	if err != nil || !slices.Equal(added, []string{"beta"}) {
+		t.Fatalf("Add = %v, %v; want [beta] (zeta served already, gql not this role's)", added, err)
+	}
+	if _, err := js.Consumer(ctx, bus.StreamCalls, bus.CallConsumerName("rest", "beta")); err != nil {
+		t.Errorf("beta's consumer after Add: %v", err)
+	}
+	if got := names(s.Upstreams()); !slices.Equal(got, []string{"alpha", "beta", "zeta"}) {
+		t.Errorf("Upstreams after Add = %v", got)
+	}
+	if added, err := s.Add(ctx, fresh); err != nil || len(added) != 0 {
+		t.Errorf("second Add = %v, %v; want nothing added", added, err)
+	}
+	// A worker given a list keeps to it: nothing is fresh.
+	listed, err := callservice.New(role, callservice.Options{Catalog: testCatalog(), NC: nc, JS: js, Logger: bustest.Logger(), Upstreams: []string{"zeta"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ups, fresh := listed.Reselect(next); !slices.Equal(names(ups), []string{"zeta"}) || len(fresh) != 0 {
+		t.Errorf("listed Reselect = %v, %v; want [zeta] and nothing fresh", names(ups), names(fresh))
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Add(ctx, []*catalog.Upstream{{Name: "omega", Kind: catalog.KindREST}}); !errors.Is(err, bus.ErrShuttingDown) {
+		t.Errorf("Add after Shutdown = %v, want ErrShuttingDown", err)
+	}
+}

@@ -169,6 +169,72 @@ func TestHotReloadApply(t *testing.T) {
 	}
 }
 
+// V3 adds an upstream: its worker consumer must start on reload.
+const reloadCatalogNewUpstream = `version: 1
+upstreams:
+  crm: {base_url: "%[1]s/api/v1", timeout: 5s}
+  orders: {base_url: "%[1]s/api/v1", timeout: 5s}
+tools:
+  - name: get_customer
+    description: One customer.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+  - name: get_order
+    description: One order, from an upstream the first catalog did not have.
+    upstream: orders
+    method: GET
+    path: /orders/{id}
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+`
+
+// TestHotReloadNewUpstream applies a catalog with an upstream the worker did
+// not serve: its tools answer without a restart (the worker creates the
+// upstream's consumer once the new routes are in place), and a second
+// reload of the same catalog leaves it served once.
+func TestHotReloadNewUpstream(t *testing.T) {
+	rig := newPowerRig(t, reloadCatalogV1, "", rigOptions{})
+	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	s, changed := reloadSession(t, rig)
+
+	writeRigCatalog(t, rig, reloadCatalogNewUpstream)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
+		t.Fatal(err)
+	}
+	waitChanged(t, changed)
+	if got, want := toolNames(t, s), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
+		t.Fatalf("tools after reload = %v, want %v", got, want)
+	}
+	if res := callTool(t, s, "get_order", map[string]any{"id": 1}); res.IsError {
+		t.Fatalf("get_order on the new upstream: %s", textOf(res))
+	}
+	info, err := rig.js.Consumer(ctx, bus.StreamCalls, bus.CallConsumerName("rest", "orders"))
+	if err != nil {
+		t.Fatalf("no consumer for the new upstream: %v", err)
+	}
+	if n := info.CachedInfo().Delivered.Consumer; n < 1 {
+		t.Errorf("the new upstream's consumer delivered %d calls, want the call above", n)
+	}
+	// The same catalog again (a new revision): nothing is added twice and
+	// both upstreams keep answering.
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, tool := range []string{"get_customer", "get_order"} {
+		if res := callTool(t, s, tool, map[string]any{"id": 2}); res.IsError {
+			t.Errorf("%s after a second reload: %s", tool, textOf(res))
+		}
+	}
+}
+
 // TestHotReloadFile is the all-in-one: editing the catalog file reloads
 // it; an invalid edit is refused.
 func TestHotReloadFile(t *testing.T) {

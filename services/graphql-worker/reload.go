@@ -37,11 +37,13 @@ func (s *Service) newGeneration(cat *catalog.Catalog, h *handler) *generation {
 }
 
 // Reload serves cat from now on. The tools of the upstreams this worker
-// already consumes are replaced (new, changed and removed operations); an
-// upstream new to the catalog is served after a restart (its consumer is
-// created at start), which is logged. A catalog whose GraphQL schemas are
-// still to be introspected is refused. On error the current catalog keeps
-// serving.
+// consumes are replaced (new, changed and removed operations); an upstream
+// new to the catalog gets its consumer once its routes are in place (when
+// the worker serves every GraphQL upstream). A catalog whose GraphQL
+// schemas are still to be introspected is refused. On error the current
+// catalog keeps serving, except when only a new upstream's consumer could
+// not be created: the new catalog serves and the next reload tries that
+// consumer again.
 func (s *Service) Reload(cat *catalog.Catalog) error {
 	if cat == nil {
 		return errors.New("graphql-worker: reload: no catalog")
@@ -53,33 +55,7 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	if p := cat.PendingGraphQLSchemas(); len(p) > 0 {
 		return fmt.Errorf("graphql-worker: reload: the schemas of upstreams %s are not loaded (introspection is not cached; cache the schema or restart to introspect); the current catalog keeps serving", strings.Join(p, ", "))
 	}
-	names := s.opts.Upstreams
-	if len(names) == 0 {
-		for _, u := range s.upstreams {
-			names = append(names, u.Name)
-		}
-		for name, u := range cat.Upstreams {
-			if u.Kind == catalog.KindGraphQL && !served(s.upstreams, name) {
-				s.log.Warn("catalog reload: new upstream is served after a restart", "upstream", name)
-			}
-		}
-	}
-	var keep []string
-	for _, n := range names {
-		if u, ok := cat.Upstreams[n]; ok && u.Kind == catalog.KindGraphQL {
-			keep = append(keep, n)
-		} else {
-			s.log.Warn("catalog reload: upstream removed; its queued calls fail as unknown tools", "upstream", n)
-		}
-	}
-	ups, err := selectUpstreams(cat, keep)
-	if err != nil {
-		return fmt.Errorf("graphql-worker: reload: %w", err)
-	}
-	if len(keep) == 0 {
-		// selectUpstreams takes no names as "all": serve none instead.
-		ups = nil
-	}
+	ups, fresh := s.life.Reselect(cat)
 	h, err := newHandler(cat, ups, s.opts.HTTP)
 	if err != nil {
 		return fmt.Errorf("graphql-worker: reload: %w", err)
@@ -88,14 +64,5 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	// Connections of the old clients close once their calls finish.
 	old.h.closeIdle()
 	s.log.Info("catalog reloaded", "digest", cat.Digest, "tools", len(h.routes))
-	return nil
-}
-
-func served(ups []*catalog.Upstream, name string) bool {
-	for _, u := range ups {
-		if u.Name == name {
-			return true
-		}
-	}
-	return false
+	return s.life.ServeNew(fresh)
 }

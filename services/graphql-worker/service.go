@@ -111,11 +111,6 @@ func New(opts Options) (*Service, error) {
 	return &Service{opts: opts, log: life.Logger(), upstreams: ups, h: h, life: life}, nil
 }
 
-// selectUpstreams returns the graphql upstreams to serve, sorted by name.
-func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream, error) {
-	return role.Select(cat, names)
-}
-
 // Start consumes the calls of every served upstream, one durable consumer
 // per upstream (calls-graphql-<upstream>) whose MaxAckPending is the
 // upstream's concurrency. If it fails, what it started has been stopped.

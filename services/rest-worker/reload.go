@@ -37,9 +37,11 @@ func (s *Service) newGeneration(cat *catalog.Catalog, h *handler) *generation {
 }
 
 // Reload serves cat from now on. The tools of the upstreams this worker
-// already consumes are replaced; an upstream new to the catalog is served
-// after a restart (its consumer is created at start), which is logged. On
-// error the current catalog keeps serving.
+// consumes are replaced; an upstream new to the catalog gets its consumer
+// once its routes are in place (when the worker serves every REST and SOAP
+// upstream). On error the current catalog keeps serving, except when only
+// a new upstream's consumer could not be created: the new catalog serves
+// and the next reload tries that consumer again.
 func (s *Service) Reload(cat *catalog.Catalog) error {
 	if cat == nil {
 		return errors.New("rest-worker: reload: no catalog")
@@ -48,34 +50,7 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	if old == nil {
 		return errors.New("rest-worker: reload before Start")
 	}
-	names := s.opts.Upstreams
-	if len(names) == 0 {
-		for _, u := range s.upstreams {
-			names = append(names, u.Name)
-		}
-		for name, u := range cat.Upstreams {
-			if (u.Kind == catalog.KindREST || u.Kind == catalog.KindSOAP) && !served(s.upstreams, name) {
-				s.log.Warn("catalog reload: new upstream is served after a restart", "upstream", name)
-			}
-		}
-	}
-	var keep []string
-	for _, n := range names {
-		if _, ok := cat.Upstreams[n]; ok {
-			keep = append(keep, n)
-		} else {
-			s.log.Warn("catalog reload: upstream removed; its queued calls fail as unknown tools", "upstream", n)
-		}
-	}
-	// An empty selection means "all" to selectUpstreams; here it means the
-	// catalog no longer has any upstream this worker consumes.
-	var ups []*catalog.Upstream
-	if len(keep) > 0 {
-		var err error
-		if ups, err = selectUpstreams(cat, keep); err != nil {
-			return fmt.Errorf("rest-worker: reload: %w", err)
-		}
-	}
+	ups, fresh := s.life.Reselect(cat)
 	h, err := newHandler(cat, ups, s.opts.HTTP)
 	if err != nil {
 		return fmt.Errorf("rest-worker: reload: %w", err)
@@ -85,14 +60,5 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	// Connections of the old clients close once their calls finish.
 	old.h.closeIdle()
 	s.log.Info("catalog reloaded", "digest", cat.Digest, "tools", len(h.routes))
-	return nil
-}
-
-func served(ups []*catalog.Upstream, name string) bool {
-	for _, u := range ups {
-		if u.Name == name {
-			return true
-		}
-	}
-	return false
+	return s.life.ServeNew(fresh)
 }

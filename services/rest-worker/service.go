@@ -117,12 +117,6 @@ func New(opts Options) (*Service, error) {
 	return &Service{opts: opts, log: life.Logger(), upstreams: ups, h: h, life: life}, nil
 }
 
-// selectUpstreams returns the REST and SOAP upstreams to serve, sorted by
-// name.
-func selectUpstreams(cat *catalog.Catalog, names []string) ([]*catalog.Upstream, error) {
-	return role.Select(cat, names)
-}
-
 // Start consumes the calls of every served upstream, one durable consumer
 // per upstream whose MaxAckPending is the upstream's concurrency. It
 // returns once consumption has started. If it fails, what it started has
