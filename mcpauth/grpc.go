@@ -45,7 +45,7 @@ func (a *Authenticator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		}
 		ctx = NewContext(ctx, id)
 		if ct, ok := req.(*toolbusv1.CallToolRequest); ok {
-			if need, known := a.scopes[ct.GetName()]; known {
+			if need, known := a.table().byTool[ct.GetName()]; known {
 				if missing := id.Missing(need); len(missing) > 0 {
 					a.log.InfoContext(ctx, "tool call refused: insufficient scope", "tool", ct.GetName(), "caller", id, "missing", strings.Join(missing, " "))
 					return nil, status.Error(codes.PermissionDenied, "insufficient_scope: tool "+ct.GetName()+" requires scopes "+strings.Join(need, " "))
@@ -55,7 +55,7 @@ func (a *Authenticator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		resp, err := handler(ctx, req)
 		if lr, ok := resp.(*toolbusv1.ListToolsResponse); ok && err == nil && a.cfg.FilterToolsList {
 			lr.Tools = slices.DeleteFunc(slices.Clone(lr.Tools), func(t *toolbusv1.Tool) bool {
-				return !id.Has(a.scopes[t.GetName()])
+				return !id.Has(a.table().byTool[t.GetName()])
 			})
 		}
 		return resp, err

@@ -43,7 +43,7 @@ func (a *Authenticator) MetadataPaths() []string {
 func (a *Authenticator) Metadata() *oauthex.ProtectedResourceMetadata {
 	m := &oauthex.ProtectedResourceMetadata{
 		Resource:               a.cfg.Resource,
-		ScopesSupported:        a.allScopes,
+		ScopesSupported:        a.table().all,
 		BearerMethodsSupported: []string{"header"},
 		ResourceName:           a.cfg.ResourceName,
 		ResourceDocumentation:  a.cfg.ResourceDocumentation,
@@ -115,7 +115,7 @@ func (a *Authenticator) verifier(ctx context.Context, token string, r *http.Requ
 func (a *Authenticator) scopeGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := FromTokenInfo(auth.TokenInfoFromContext(r.Context()))
-		if r.Method != http.MethodPost || id == nil || id.Has(a.allScopes) {
+		if r.Method != http.MethodPost || id == nil || id.Has(a.table().all) {
 			// A caller holding every scope can call every tool: no need
 			// to look at the body.
 			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
@@ -134,7 +134,7 @@ func (a *Authenticator) scopeGate(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
 		for _, tool := range calledTools(body) {
-			need, known := a.scopes[tool]
+			need, known := a.table().byTool[tool]
 			if !known {
 				continue // the SDK answers unknown tools
 			}

@@ -34,7 +34,7 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 			switch method {
 			case "tools/call":
 				if ct, ok := req.(*mcp.CallToolRequest); ok && ct.Params != nil {
-					if need, known := a.scopes[ct.Params.Name]; known {
+					if need, known := a.table().byTool[ct.Params.Name]; known {
 						if missing := id.Missing(need); len(missing) > 0 {
 							return nil, &jsonrpc.Error{Code: CodeInsufficientScope, Message: "insufficient scope: tool " + ct.Params.Name + " requires scopes " + strings.Join(need, " ")}
 						}
@@ -48,7 +48,7 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 				if lr, ok := res.(*mcp.ListToolsResult); ok {
 					filtered := *lr
 					filtered.Tools = slices.DeleteFunc(slices.Clone(lr.Tools), func(t *mcp.Tool) bool {
-						return !id.Has(a.scopes[t.Name])
+						return !id.Has(a.table().byTool[t.Name])
 					})
 					return &filtered, nil
 				}

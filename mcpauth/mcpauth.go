@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -58,10 +61,9 @@ type Authenticator struct {
 	intro   *introspector
 	apiKeys []catalog.APIKey
 
-	// scopes are the scopes each tool needs, by tool name.
-	scopes map[string][]string
-	// allScopes is the union of every tool's scopes, sorted.
-	allScopes []string
+	// tools is the scope table of the catalog being served; Reload swaps
+	// it when the catalog is hot-reloaded.
+	tools atomic.Pointer[scopeTable]
 
 	resourcePath        string
 	resourceMetadataURL string
@@ -86,30 +88,14 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 	if opts.JWKSMaxAge <= 0 {
 		opts.JWKSMaxAge = DefaultJWKSMaxAge
 	}
-	a := &Authenticator{cfg: cat.Auth, log: opts.Logger, now: opts.Now, scopes: map[string][]string{}}
+	a := &Authenticator{cfg: cat.Auth, log: opts.Logger, now: opts.Now}
+	a.tools.Store(&scopeTable{byTool: map[string][]string{}})
 	if !cat.Auth.Enabled() {
 		a.log.Warn("MCP authentication is OFF (catalog auth: none): anyone who can reach /mcp or the gRPC port can call every tool; use it only on a trusted machine")
 		return a, nil
 	}
 	cfg := cat.Auth
-	seen := map[string]bool{}
-	for _, t := range cat.Tools {
-		s := cfg.ToolScopes(t)
-		a.scopes[t.Name] = s
-		for _, sc := range s {
-			if !seen[sc] {
-				seen[sc] = true
-				a.allScopes = append(a.allScopes, sc)
-			}
-		}
-	}
-	for _, sc := range append(append([]string{}, cfg.DefaultScopes.ReadOnly...), cfg.DefaultScopes.Write...) {
-		if !seen[sc] {
-			seen[sc] = true
-			a.allScopes = append(a.allScopes, sc)
-		}
-	}
-	sort.Strings(a.allScopes)
+	a.tools.Store(newScopeTable(cfg, cat.Tools, nil))
 	a.apiKeys = cfg.APIKeys
 
 	ru, err := url.Parse(cfg.Resource)
@@ -138,8 +124,86 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 // Enabled reports whether callers must authenticate.
 func (a *Authenticator) Enabled() bool { return a != nil && a.cfg.Enabled() }
 
+// scopeTable is what each tool of the served catalog requires.
+type scopeTable struct {
+	// byTool are the scopes each tool needs, by tool name.
+	byTool map[string][]string
+	// all is the union of every tool's scopes and the default scopes,
+	// sorted.
+	all []string
+}
+
+// newScopeTable builds the table of tools under cfg. Entries of prev for
+// tools no longer listed are kept: a tool removed by a reload may still be
+// registered for a moment, and must not become callable without its
+// scopes meanwhile (a tool the table does not know is left to the SDK).
+func newScopeTable(cfg *catalog.ServerAuth, tools []*catalog.Tool, prev *scopeTable) *scopeTable {
+	t := &scopeTable{byTool: make(map[string][]string, len(tools))}
+	if prev != nil {
+		maps.Copy(t.byTool, prev.byTool)
+	}
+	for _, tool := range tools {
+		t.byTool[tool.Name] = cfg.ToolScopes(tool)
+	}
+	seen := map[string]bool{}
+	add := func(scopes []string) {
+		for _, sc := range scopes {
+			if !seen[sc] {
+				seen[sc] = true
+				t.all = append(t.all, sc)
+			}
+		}
+	}
+	for _, s := range t.byTool {
+		add(s)
+	}
+	add(cfg.DefaultScopes.ReadOnly)
+	add(cfg.DefaultScopes.Write)
+	sort.Strings(t.all)
+	return t
+}
+
+// table is the scope table in force.
+func (a *Authenticator) table() *scopeTable { return a.tools.Load() }
+
+// Reload takes the tools of a hot-reloaded catalog: a tool added or
+// changed requires its scopes (declared, or the defaults for its
+// annotations) from the moment it can be called. Call it before the new
+// tools are served. The auth section itself (issuers, keys, API keys,
+// default scopes) is read at start: a reloaded catalog whose section
+// differs is logged and its section ignored until a restart.
+func (a *Authenticator) Reload(cat *catalog.Catalog) {
+	if !a.Enabled() || cat == nil {
+		return
+	}
+	if !sameAuth(cat.Auth, a.cfg) {
+		a.log.Warn("catalog reload: the auth section changed; it applies after a restart (tool scopes are reloaded now, under the section in force)")
+	}
+	a.tools.Store(newScopeTable(a.cfg, cat.Tools, a.table()))
+}
+
+// sameAuth reports whether two auth sections say the same, wherever they
+// are written in the file.
+func sameAuth(x, y *catalog.ServerAuth) bool {
+	if x == nil || y == nil {
+		return x == y
+	}
+	a, b := *x, *y
+	a.Pos, b.Pos = catalog.Pos{}, catalog.Pos{}
+	a.APIKeys, b.APIKeys = withoutPos(a.APIKeys), withoutPos(b.APIKeys)
+	return reflect.DeepEqual(a, b)
+}
+
+func withoutPos(keys []catalog.APIKey) []catalog.APIKey {
+	out := slices.Clone(keys)
+	for i := range out {
+		out[i].Pos = catalog.Pos{}
+	}
+	return out
+}
+
 // ToolScopes are the scopes a caller needs to call the named tool.
-func (a *Authenticator) ToolScopes(tool string) []string { return a.scopes[tool] }
+func (a *Authenticator) ToolScopes(tool string) []string { return a.table().byTool[tool] }
 
 // Allowed reports whether id may call the named tool. With auth off,
 // everything is allowed.
@@ -147,7 +211,7 @@ func (a *Authenticator) Allowed(id *Identity, tool string) bool {
 	if !a.Enabled() {
 		return true
 	}
-	return id != nil && id.Has(a.scopes[tool])
+	return id != nil && id.Has(a.table().byTool[tool])
 }
 
 // ResourceMetadataURL is where the RFC 9728 metadata is served (the

@@ -275,3 +275,76 @@ var catalogBundleInvalid = catalogBundle("bad.yaml", "version: 1\ntools:\n  - {n
 func catalogBundle(file, src string) catalog.Bundle {
 	return catalog.Bundle{File: file, Files: map[string][]byte{file: []byte(src)}}
 }
+
+const reloadScopesV1 = `version: 1
+upstreams:
+  crm: {base_url: "%[1]s/api/v1", timeout: 5s}
+auth:
+  resource: https://mcp.example.com/mcp
+  api_keys:
+    - {name: reader, sha256: READER_SHA, scopes: [tools.read]}
+    - {name: admin, sha256: ADMIN_SHA, scopes: ["*"]}
+tools:
+  - name: get_customer
+    description: One customer.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+`
+
+// V2 adds a tool that requires a scope the reader lacks.
+const reloadScopesV2 = reloadScopesV1 + `  - name: get_order
+    description: One order, for order managers only.
+    upstream: crm
+    method: GET
+    path: /orders/{id}
+    scopes: [orders.read]
+    input_schema: {type: object, properties: {id: {type: integer}}, required: [id]}
+`
+
+// TestHotReloadScopes: a tool added by a reload requires its scopes from
+// the first call; before, the running authenticator did not know it and
+// let every authenticated caller through.
+func TestHotReloadScopes(t *testing.T) {
+	keys := strings.NewReplacer("READER_SHA", sha("reader-key-0123456789"), "ADMIN_SHA", sha("admin-key-0123456789"))
+	rig := newPowerRig(t, keys.Replace(reloadScopesV1), "", rigOptions{auth: true})
+	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	changed := make(chan struct{}, 100)
+	reader := rig.session(t, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+		changed <- struct{}{}
+	}}, "reader-key-0123456789")
+	admin := rig.session(t, nil, "admin-key-0123456789")
+
+	writeRigCatalog(t, rig, keys.Replace(reloadScopesV2))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
+		t.Fatal(err)
+	}
+	waitChanged(t, changed)
+	if got, want := toolNames(t, admin), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
+		t.Fatalf("admin's tools after reload = %v, want %v", got, want)
+	}
+	if got, want := toolNames(t, reader), []string{"get_customer"}; !slices.Equal(got, want) {
+		t.Errorf("reader's tools after reload = %v, want %v (get_order needs orders.read)", got, want)
+	}
+	if res := callTool(t, admin, "get_order", map[string]any{"id": 1}); res.IsError {
+		t.Errorf("admin's get_order: %s", textOf(res))
+	}
+	if res := callTool(t, reader, "get_customer", map[string]any{"id": 1}); res.IsError {
+		t.Errorf("reader's get_customer: %s", textOf(res))
+	}
+	// Refused with 403 insufficient_scope (the SDK client then closes).
+	res, err := reader.CallTool(ctx, &mcp.CallToolParams{Name: "get_order", Arguments: map[string]any{"id": 1}})
+	if err == nil {
+		t.Fatalf("the reader called get_order, which requires orders.read: error %v, %s", res.IsError, textOf(res))
+	}
+	if !strings.Contains(err.Error(), "Forbidden") {
+		t.Errorf("reader's get_order refused with %v, want 403 Forbidden (insufficient scope)", err)
+	}
+}

@@ -80,6 +80,9 @@ type Service struct {
 	lists *listSplicer
 
 	caller *bus.Caller
+	// auth authenticates callers; nil when the catalog has no auth. Its
+	// tool scopes follow a reload (reload.go).
+	auth *mcpauth.Authenticator
 	// perCaller bounds each caller's calls in flight; nil for no limit.
 	perCaller *callerLimiter
 
@@ -126,6 +129,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		cat:   opts.Catalog,
+		auth:  opts.Auth,
 		nc:    opts.NC,
 		js:    opts.JS,
 		inst:  opts.Instance,

@@ -60,6 +60,11 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 			goneURIs = append(goneURIs, uri)
 		}
 	}
+	// Scopes first: a tool must require its scopes from the moment it can
+	// be called (over MCP or gRPC).
+	if s.auth != nil {
+		s.auth.Reload(cat)
+	}
 	s.cur.Store(next)
 	if len(gone) > 0 {
 		s.server.RemoveTools(gone...)
