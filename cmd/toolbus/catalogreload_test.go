@@ -111,30 +111,47 @@ func writeRigCatalog(t *testing.T, rig *powerRig, src string) {
 	}
 }
 
+// newReloadRig is a power rig whose worker and front follow the catalog
+// bucket (as every `toolbus serve` process does).
+func newReloadRig(t *testing.T, src string, o rigOptions) *powerRig {
+	t.Helper()
+	rig := newPowerRig(t, src, "", o)
+	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return rig
+}
+
+// applyAndWait writes src as the rig's catalog, applies it as `toolbus
+// catalog apply` does and waits for the list-changed notification.
+func applyAndWait(t *testing.T, rig *powerRig, src string, changed chan struct{}) {
+	t.Helper()
+	writeRigCatalog(t, rig, src)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
+		t.Fatal(err)
+	}
+	waitChanged(t, changed)
+}
+
 // TestHotReloadApply applies a new catalog through the KV bucket (as
 // `toolbus catalog apply` does): clients are told the list changed, see
 // the new tools, and both mcp-front and the worker use the new catalog.
 // An invalid catalog is refused by apply and, stored behind its back, by
 // the watching process; the previous catalog keeps serving.
 func TestHotReloadApply(t *testing.T) {
-	rig := newPowerRig(t, reloadCatalogV1, "", rigOptions{})
-	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
+	rig := newReloadRig(t, reloadCatalogV1, rigOptions{})
 	s, changed := reloadSession(t, rig)
 	if got, want := toolNames(t, s), []string{"get_customer", "list_customers"}; !slices.Equal(got, want) {
 		t.Fatalf("tools = %v, want %v", got, want)
 	}
 
-	writeRigCatalog(t, rig, reloadCatalogV2)
+	applyAndWait(t, rig, reloadCatalogV2, changed)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
-		t.Fatal(err)
-	}
-	waitChanged(t, changed)
 	if got, want := toolNames(t, s), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
 		t.Fatalf("tools after reload = %v, want %v", got, want)
 	}
@@ -194,21 +211,12 @@ tools:
 // upstream's consumer once the new routes are in place), and a second
 // reload of the same catalog leaves it served once.
 func TestHotReloadNewUpstream(t *testing.T) {
-	rig := newPowerRig(t, reloadCatalogV1, "", rigOptions{})
-	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
+	rig := newReloadRig(t, reloadCatalogV1, rigOptions{})
 	s, changed := reloadSession(t, rig)
 
-	writeRigCatalog(t, rig, reloadCatalogNewUpstream)
+	applyAndWait(t, rig, reloadCatalogNewUpstream, changed)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
-		t.Fatal(err)
-	}
-	waitChanged(t, changed)
 	if got, want := toolNames(t, s), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
 		t.Fatalf("tools after reload = %v, want %v", got, want)
 	}
@@ -308,25 +316,16 @@ const reloadScopesV2 = reloadScopesV1 + `  - name: get_order
 // let every authenticated caller through.
 func TestHotReloadScopes(t *testing.T) {
 	keys := strings.NewReplacer("READER_SHA", sha("reader-key-0123456789"), "ADMIN_SHA", sha("admin-key-0123456789"))
-	rig := newPowerRig(t, keys.Replace(reloadScopesV1), "", rigOptions{auth: true})
-	r, err := startCatalogReload(context.Background(), rig.js, 0, rig.cat, []lifecycle{rig.worker, rig.front}, "", bustest.Logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
+	rig := newReloadRig(t, keys.Replace(reloadScopesV1), rigOptions{auth: true})
 	changed := make(chan struct{}, 100)
 	reader := rig.session(t, &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
 		changed <- struct{}{}
 	}}, "reader-key-0123456789")
 	admin := rig.session(t, nil, "admin-key-0123456789")
 
-	writeRigCatalog(t, rig, keys.Replace(reloadScopesV2))
+	applyAndWait(t, rig, keys.Replace(reloadScopesV2), changed)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
-		t.Fatal(err)
-	}
-	waitChanged(t, changed)
 	if got, want := toolNames(t, admin), []string{"get_customer", "get_order"}; !slices.Equal(got, want) {
 		t.Fatalf("admin's tools after reload = %v, want %v", got, want)
 	}
