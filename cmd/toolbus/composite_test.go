@@ -76,6 +76,8 @@ func (u *compositeUpstream) handler() http.Handler {
 		select {
 		case u.arrived <- struct{}{}: // the other one is waiting
 		case <-u.arrived: // the other one arrived first
+		case <-r.Context().Done(): // the step was cancelled: do not linger for a later call to meet
+			return
 		case <-time.After(5 * time.Second):
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -177,10 +179,14 @@ tools:
     merge: {customer: profile, stats: stats, orders: orders, invoices: invoices}
   - name: slow_dashboard
     description: A dashboard with a step that never answers in time.
-    timeout: 4s
+    timeout: 2s
     input_schema: {type: object, properties: {id: {type: string}}, required: [id]}
     steps:
-      - {name: stats, tool: get_stats, args: {id: "{{ .input.id }}"}}
+      # Not get_stats: its upstream handler waits (up to 5 s) for a
+      # parallel get_profile to prove the dashboard's steps overlap, and
+      # here none comes (it passed only when a leftover from an earlier
+      # subtest happened to be waiting).
+      - {name: stats, tool: list_orders, args: {customer_name: "{{ .input.id }}"}}
       - {name: slow, tool: slow, after: [stats]}
       - {name: orders, tool: list_orders, args: {customer_name: x}, after: [slow]}
   - name: get_customers
