@@ -133,7 +133,9 @@ func TestConcurrentCallsGetTheirOwnResults(t *testing.T) {
 		go func() {
 			args := `{"n":` + string(rune('0'+i%10)) + `,"i":"` + time.Now().String() + `"}`
 			c := call("echo", args)
-			res, err := r.caller.Call(ctxTimeout(t, 10*time.Second), bus.CallSubject("rest", "crm", "echo"), c)
+			// A bound for "eventually", not a timing target: 200 calls
+			// through 8 worker slots on a loaded CI runner.
+			res, err := r.caller.Call(ctxTimeout(t, 30*time.Second), bus.CallSubject("rest", "crm", "echo"), c)
 			if err == nil && (string(res.Json) != args || res.CallId != c.Id) {
 				err = errors.New("result of another call: " + string(res.Json) + " for " + args)
 			}

@@ -175,7 +175,7 @@ func TestMCPSurface(t *testing.T) {
 		if got != uri {
 			t.Errorf("notification for %s, want %s", got, uri)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second): // "eventually", on a loaded runner
 		t.Fatal("no notifications/resources/updated after the event")
 	}
 	res, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
