@@ -22,7 +22,7 @@ upstreams:
   crm:
     kind: graphql
     endpoint: http://h/graphql
-    schema: {file: testdata/crm.graphql}
+    schema: {file: ../examples/crmgraphql/schema.graphql}
 tools:
 `
 
@@ -121,7 +121,7 @@ func TestGraphQLRules(t *testing.T) {
 		{"no schema", "version: 1\nupstreams:\n  g: {kind: graphql, endpoint: http://h/graphql}\n", []string{
 			`c.yaml:3:3: upstreams.g.schema: required field is missing: give schema: {file: schema.graphql} or schema: {introspect: true, cache: schema.graphql}`,
 		}},
-		{"no endpoint", "version: 1\nupstreams:\n  g: {kind: graphql, schema: {file: testdata/crm.graphql}}\n", []string{
+		{"no endpoint", "version: 1\nupstreams:\n  g: {kind: graphql, schema: {file: ../examples/crmgraphql/schema.graphql}}\n", []string{
 			`c.yaml:3:3: upstreams.g.endpoint: required field is missing`,
 		}},
 		{"schema file and introspection", "version: 1\nupstreams:\n  g: {kind: graphql, endpoint: http://h/g, schema: {file: x.graphql, introspect: true}}\n", []string{
@@ -242,7 +242,7 @@ func TestGraphQLTools(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("tools (-want +got):\n%s", diff)
 	}
-	if u := cat.Upstreams["crm"]; u.BaseURL.String() != "http://h/graphql" || u.GraphQL.SchemaFile != "testdata/crm.graphql" {
+	if u := cat.Upstreams["crm"]; u.BaseURL.String() != "http://h/graphql" || u.GraphQL.SchemaFile != "../examples/crmgraphql/schema.graphql" {
 		t.Errorf("upstream: endpoint %s, schema file %q", u.BaseURL, u.GraphQL.SchemaFile)
 	}
 	// The arguments are validated against the schema from the variables.
@@ -253,26 +253,20 @@ func TestGraphQLTools(t *testing.T) {
 	}
 }
 
-func TestTestdataIsTheExampleSchema(t *testing.T) {
-	b, err := os.ReadFile("testdata/crm.graphql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != crmgraphql.Schema {
-		t.Error("testdata/crm.graphql differs from examples/crmgraphql/schema.graphql; copy it over")
-	}
-}
+// exampleSchemaFile is the demo GraphQL upstream's schema, which the test
+// catalogs read where it is kept (examples/crmgraphql) rather than a copy.
+const exampleSchemaFile = "../examples/crmgraphql/schema.graphql"
 
 // An embedded catalog reads its operation and schema files from its FS.
 func TestGraphQLWithFS(t *testing.T) {
-	src := strings.ReplaceAll(gqlCatalog, "testdata/", "")
-	fsys := fstest.MapFS{}
-	for _, name := range []string{"crm.graphql", "ops/get_customer.graphql"} {
-		b, err := os.ReadFile("testdata/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fsys[name] = &fstest.MapFile{Data: b}
+	src := strings.NewReplacer("../examples/crmgraphql/schema.graphql", "crm.graphql", "testdata/", "").Replace(gqlCatalog)
+	ops, err := os.ReadFile("testdata/ops/get_customer.graphql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{
+		"crm.graphql":              &fstest.MapFile{Data: []byte(crmgraphql.Schema)},
+		"ops/get_customer.graphql": &fstest.MapFile{Data: ops},
 	}
 	cat, err := Parse("embedded/catalog.yaml", []byte(src), WithFS(fsys))
 	if err != nil {
@@ -298,7 +292,7 @@ func TestResolveGraphQLSchemas(t *testing.T) {
 	path := filepath.Join(dir, "catalog.yaml")
 	src := strings.NewReplacer(
 		"http://h/graphql", srv.URL,
-		"schema: {file: testdata/crm.graphql}", "schema: {introspect: true, cache: crm.cache.graphql}",
+		"schema: {file: ../examples/crmgraphql/schema.graphql}", "schema: {introspect: true, cache: crm.cache.graphql}",
 		"testdata/ops/", "",
 	).Replace(gqlCatalog)
 	getCustomer, err := os.ReadFile("testdata/ops/get_customer.graphql")

@@ -34,7 +34,7 @@ func testOptions() []Option {
 			if v, ok := testFiles[path]; ok {
 				return []byte(v), nil
 			}
-			if strings.HasPrefix(path, "testdata/") {
+			if strings.HasPrefix(path, "testdata/") || path == exampleSchemaFile {
 				return os.ReadFile(path)
 			}
 			return nil, fmt.Errorf("open %s: %w", path, os.ErrNotExist)
@@ -315,7 +315,7 @@ func TestParseRules(t *testing.T) {
 		{"meta not a mapping", tool + "    meta: [1]\n", []string{
 			"c.yaml:10:11: tools[0] (t).meta: must be a mapping, got a list",
 		}},
-		{"graphql upstream tool", "version: 1\nupstreams:\n  gh: {kind: graphql, endpoint: https://h/graphql, schema: {file: testdata/crm.graphql}}\ntools:\n  - {name: t, description: d, upstream: gh, method: POST, path: /}\n", []string{
+		{"graphql upstream tool", "version: 1\nupstreams:\n  gh: {kind: graphql, endpoint: https://h/graphql, schema: {file: ../examples/crmgraphql/schema.graphql}}\ntools:\n  - {name: t, description: d, upstream: gh, method: POST, path: /}\n", []string{
 			"c.yaml:5:41: tools[0] (t).upstream: upstream gh is of kind graphql; give the tool an operation or an operation_file",
 		}},
 		{"merge key", "version: 1\nx: &a {base_url: http://h}\nupstreams:\n  crm: {<<: *a}\n", []string{

@@ -27,7 +27,7 @@ upstreams:
   crm:
     kind: graphql
     endpoint: ` + endpoint + `
-    schema: {file: crm.graphql}
+    schema: {file: ../../../examples/crmgraphql/schema.graphql}
 tools:
   - name: get_customer
     description: Get a customer.
