@@ -647,7 +647,7 @@ func (p *parser) authValue(n *yaml.Node, field string, secret bool, groups Secre
 		p.errorf(n, field, "the value contains characters not allowed in a header (such as a newline)")
 		return Secret{}
 	case hasRef:
-		return resolvedRef(s, v, groups)
+		return FromRef(s, v)
 	}
 	return Literal(v)
 }

@@ -32,10 +32,6 @@ func Literal(v string) Secret { return Secret{value: v} }
 // FromRef returns a Secret read from the reference ref.
 func FromRef(ref, value string) Secret { return Secret{value: value, ref: ref} }
 
-// resolvedRef returns the Secret read from ref. Its groups are not kept:
-// a resolved Secret is the same value whichever group it came from.
-func resolvedRef(ref, value string, _ SecretGroups) Secret { return FromRef(ref, value) }
-
 // unresolvedRef returns the Secret of a reference that was checked but not
 // read, because its groups were not asked for.
 func unresolvedRef(ref string, groups SecretGroups, at string) Secret {

@@ -219,7 +219,7 @@ func (p *parser) sourceSecrets(n *yaml.Node, field string) []Secret {
 			p.errorf(item, ff, "%s is empty", v)
 			continue
 		}
-		out = append(out, resolvedRef(v, val, SecretsWebhooks))
+		out = append(out, FromRef(v, val))
 	}
 	return out
 }

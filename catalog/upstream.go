@@ -294,7 +294,7 @@ func (p *parser) headers(n *yaml.Node, field string, groups SecretGroups) []Head
 		}
 		h := Header{Name: m.name, Value: Literal(v)}
 		if hasRef {
-			h.Value = resolvedRef(s, v, groups)
+			h.Value = FromRef(s, v)
 		}
 		hs = append(hs, h)
 	}
