@@ -110,8 +110,10 @@ func (sp *listSplicer) claim(req mcp.Request, e *listCacheEntry) *spliceSlot {
 	return slot
 }
 
-// wrap puts the fast path in front of the SDK's Streamable HTTP handler.
-func (sp *listSplicer) wrap(next http.Handler) http.Handler {
+// wrap puts the fast paths in front of the SDK's Streamable HTTP handler:
+// tools/list splicing here, tools/call in direct (directcall.go; nil for
+// none). The body is read once for both.
+func (sp *listSplicer) wrap(next http.Handler, direct *directCalls) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, forged := r.Header[listSpliceHeader]; forged {
 			r2 := *r
@@ -124,8 +126,14 @@ func (sp *listSplicer) wrap(next http.Handler) http.Handler {
 			return
 		}
 		body, complete := peekBody(r)
-		if !complete || !isSingleToolsList(body) {
+		if !complete {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if sp.off.Load() || !isSingleToolsList(body) {
+			if !direct.serve(w, r, body) {
+				next.ServeHTTP(w, r)
+			}
 			return
 		}
 		slot := &spliceSlot{sp: sp, token: sp.prefix + strconv.FormatUint(sp.seq.Add(1), 10)}
@@ -144,7 +152,7 @@ func (sp *listSplicer) wrap(next http.Handler) http.Handler {
 // a result, judged from its headers alone. It only saves reading bodies:
 // the SDK still makes every check itself.
 func (sp *listSplicer) mayArm(r *http.Request) bool {
-	if sp.off.Load() || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 		return false
 	}
 	// Reading the body early would answer a 100-continue the SDK may not.

@@ -54,7 +54,7 @@ func newListHarness(t *testing.T, fast, stateless, jsonResponse bool, pageSize i
 	if fast {
 		lh.sp = newListSplicer()
 		srv.AddReceivingMiddleware(listCacheMiddleware(&listCache{}, lh.sp))
-		h = lh.sp.wrap(h)
+		h = lh.sp.wrap(h, nil)
 	}
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -287,7 +287,7 @@ func TestListFastPathDropsForgedHeader(t *testing.T) {
 	var seen []string
 	h := sp.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.Header.Get(listSpliceHeader))
-	}))
+	}), nil)
 	for _, body := range []string{listBody, `{"jsonrpc":"2.0","id":1,"method":"ping"}`} {
 		req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

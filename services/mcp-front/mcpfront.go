@@ -78,6 +78,8 @@ type Service struct {
 	handler http.Handler
 	// lists is the tools/list fast path over HTTP (listfast.go).
 	lists *listSplicer
+	// direct answers tools/call over HTTP without the SDK (directcall.go).
+	direct *directCalls
 
 	caller *bus.Caller
 	// auth authenticates callers; nil when the catalog has no auth. Its
@@ -156,15 +158,23 @@ func New(opts Options) (*Service, error) {
 		HasTools: true,
 	}
 	s.state = withState(opts.Catalog, opts.JS, sopts)
-	s.server = mcp.NewServer(&mcp.Implementation{Name: "toolbus", Title: "Toolbus", Version: version}, sopts)
+	var receiving []mcp.Middleware
 	if opts.Auth != nil {
-		s.server.AddReceivingMiddleware(opts.Auth.MCPMiddleware())
+		receiving = append(receiving, opts.Auth.MCPMiddleware())
 	}
 	// Outermost, after auth: tools/list reuses the encoded tool list while
 	// the (possibly filtered) list is unchanged (listcache.go), and over
 	// HTTP writes it into the response directly (listfast.go).
 	s.lists = newListSplicer()
-	s.server.AddReceivingMiddleware(listCacheMiddleware(&listCache{}, s.lists))
+	receiving = append(receiving, listCacheMiddleware(&listCache{}, s.lists))
+	// tools/call over HTTP runs the same middleware on its fast path
+	// (directcall.go), which learns of sessions once they are initialized.
+	s.direct = newDirectCalls(s, opts.Stateless, receiving)
+	sopts.InitializedHandler = s.direct.initialized
+	s.server = mcp.NewServer(&mcp.Implementation{Name: "toolbus", Title: "Toolbus", Version: version}, sopts)
+	for _, m := range receiving {
+		s.server.AddReceivingMiddleware(m)
+	}
 	if s.state != nil {
 		projection.Register(s.server, s.state.reader, opts.Catalog)
 	}
@@ -190,7 +200,7 @@ func New(opts Options) (*Service, error) {
 		// waiting for it (the worker still finishes or times out on its own).
 		PropagateRequestCancellation: true,
 	})
-	mcpHTTP := s.lists.wrap(streamable)
+	mcpHTTP := s.lists.wrap(streamable, s.direct)
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.enter() {
 			w.Header().Set("Retry-After", "1")

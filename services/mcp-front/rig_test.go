@@ -440,3 +440,10 @@ func ctxTimeout(tb testing.TB, d time.Duration) context.Context {
 }
 
 var errNotYet = errors.New("not yet")
+
+// Reset forgets what was written so far.
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
