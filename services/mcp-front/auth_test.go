@@ -39,6 +39,7 @@ type authRig struct {
 	op       *mcpauthtest.OIDC
 	url      string // the MCP endpoint
 	resource string
+	svc      *mcpfront.Service
 	grpc     toolbusv1.ToolServiceClient
 
 	mu    sync.Mutex
@@ -108,6 +109,7 @@ tools:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Shutdown(ctxTimeout(t, 5*time.Second)) })
+	r.svc = svc
 
 	mux := http.NewServeMux()
 	authn.Mount(mux)
@@ -289,5 +291,42 @@ func TestGRPCRefusesCallsWithoutCredentials(t *testing.T) {
 	}
 	if got := r.lastCall().GetCaller().GetSubject(); got != "alice" {
 		t.Errorf("caller of the gRPC call on the bus = %q, want alice", got)
+	}
+}
+
+// The tools/call fast path (directcall.go) checks scopes as the SDK path
+// does, and leaves a session used with another caller's token to the SDK,
+// which refuses it.
+func TestDirectCallScopesAndSessionOwner(t *testing.T) {
+	r := newAuthRig(t)
+	alice := &rawClient{url: r.url, token: r.token(t, "alice", "tools.read"), version: "2025-11-25"}
+	alice.initialize(t)
+	waitDirect(t, r.svc, alice.session)
+
+	call := func(id int, tool string) string {
+		return fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":%q,"arguments":{}}}`, id, tool)
+	}
+	if d := compareDirect(t, r.svc, alice, nil, call(1, "get_customer"), true); !strings.Contains(d, `"structuredContent":{"ok":true}`) {
+		t.Errorf("allowed call: %s", d)
+	}
+	// The HTTP layer refuses a call without its scope before MCP sees it
+	// (step-up: 403 with WWW-Authenticate), on either path.
+	if d := compareDirect(t, r.svc, alice, nil, call(2, "delete_customer"), false); !strings.HasPrefix(d, "403") || !strings.Contains(d, `error=\"insufficient_scope\"`) {
+		t.Errorf("call without its scope: %s", d)
+	}
+	// The token travels to the worker only for upstreams that forward it.
+	if d := compareDirect(t, r.svc, alice, nil, call(3, "get_employee"), true); !strings.Contains(d, `"ok":true`) {
+		t.Errorf("forwarding upstream: %s", d)
+	}
+	if got := r.lastCall().GetCaller(); got.GetSubject() != "alice" || got.GetToken() == "" {
+		t.Errorf("caller on the bus: subject %q, token set %v", got.GetSubject(), got.GetToken() != "")
+	}
+	bob := &rawClient{url: r.url, token: r.token(t, "bob", "tools.read", "tools.write"), version: alice.version, session: alice.session}
+	if d := compareDirect(t, r.svc, bob, nil, call(4, "get_customer"), false); !strings.HasPrefix(d, "403") {
+		t.Errorf("another caller's session: %s", d)
+	}
+	anon := &rawClient{url: r.url, version: alice.version, session: alice.session}
+	if d := compareDirect(t, r.svc, anon, nil, call(5, "get_customer"), false); !strings.HasPrefix(d, "401") {
+		t.Errorf("no token: %s", d)
 	}
 }

@@ -104,10 +104,24 @@ func newDirectCalls(s *Service, stateless bool, mws []mcp.Middleware) *directCal
 	return d
 }
 
-// initialized is the SDK's InitializedHandler: from now on the session may
-// take the fast path, until it closes.
-func (d *directCalls) initialized(_ context.Context, req *mcp.InitializedRequest) {
-	if d.stateless || req == nil || req.Session == nil || req.Session.ID() == "" {
+// track is a receiving middleware: once the SDK has handled a session's
+// notifications/initialized, the session may take the fast path, until it
+// closes. (A middleware rather than ServerOptions.InitializedHandler: only
+// the middleware sees the request's token, whose user owns the session.)
+func (d *directCalls) track(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		res, err := next(ctx, method, req)
+		if err == nil && method == "notifications/initialized" {
+			if ir, ok := req.(*mcp.InitializedRequest); ok {
+				d.initialized(ir)
+			}
+		}
+		return res, err
+	}
+}
+
+func (d *directCalls) initialized(req *mcp.InitializedRequest) {
+	if d.stateless || req.Session == nil || req.Session.ID() == "" {
 		return
 	}
 	ss := req.Session

@@ -170,9 +170,8 @@ func New(opts Options) (*Service, error) {
 	// tools/call over HTTP runs the same middleware on its fast path
 	// (directcall.go), which learns of sessions once they are initialized.
 	s.direct = newDirectCalls(s, opts.Stateless, receiving)
-	sopts.InitializedHandler = s.direct.initialized
 	s.server = mcp.NewServer(&mcp.Implementation{Name: "toolbus", Title: "Toolbus", Version: version}, sopts)
-	for _, m := range receiving {
+	for _, m := range append(receiving, s.direct.track) {
 		s.server.AddReceivingMiddleware(m)
 	}
 	if s.state != nil {
