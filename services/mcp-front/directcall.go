@@ -62,6 +62,8 @@ import (
 type directCalls struct {
 	s         *Service
 	stateless bool
+	// keepAlive bounds how long a session may be served only here.
+	keepAlive atomic.Int64 // nanoseconds
 	// chain is the receiving middleware around the tool handler, composed
 	// as the SDK composes AddReceivingMiddleware.
 	chain mcp.MethodHandler
@@ -91,11 +93,12 @@ type directSession struct {
 // tests compare with the SDK's.
 var directVersions = map[string]bool{"2025-03-26": true, "2025-06-18": true, "2025-11-25": true}
 
-// directKeepAlive bounds how long a session may be served only here.
+// directKeepAlive is keepAlive's default: half the SDK's idle timeout.
 const directKeepAlive = sessionIdleTimeout / 2
 
 func newDirectCalls(s *Service, stateless bool, mws []mcp.Middleware) *directCalls {
 	d := &directCalls{s: s, stateless: stateless, sessions: make(map[string]*directSession)}
+	d.keepAlive.Store(int64(directKeepAlive))
 	var h mcp.MethodHandler = d.callTool
 	for _, m := range mws {
 		h = m(h)
@@ -180,7 +183,7 @@ func (d *directCalls) serve(w http.ResponseWriter, r *http.Request, body []byte)
 		return false
 	}
 	now := time.Now()
-	if now.UnixNano()-ds.lastSDK.Load() > int64(directKeepAlive) || !d.headersOK(r, ds) {
+	if now.UnixNano()-ds.lastSDK.Load() > d.keepAlive.Load() || !d.headersOK(r, ds) {
 		d.toSDK(ds, body)
 		return false
 	}

@@ -254,3 +254,28 @@ func TestDirectCallClientHangUp(t *testing.T) {
 		t.Errorf("the abandoned call did not take the fast path")
 	}
 }
+
+// A session served only by the fast path sends one call to the SDK once
+// half the SDK's idle timeout has passed, so the SDK does not close it.
+func TestDirectCallKeepsSDKSessionAlive(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := &rawClient{url: r.url, version: "2025-11-25"}
+	c.initialize(t)
+	waitDirect(t, r.svc, c.session)
+	r.svc.SetDirectKeepAlive(100 * time.Millisecond)
+	ping := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ping","arguments":{}}}`
+	served := func() int64 {
+		before := r.svc.DirectCallsServed()
+		if d := c.post(t, nil, ping); !strings.Contains(d, "pong") {
+			t.Fatalf("call: %s", d)
+		}
+		return r.svc.DirectCallsServed() - before
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := served(); n != 0 {
+		t.Errorf("the first call after the keep-alive interval took the fast path")
+	}
+	if n := served(); n != 1 {
+		t.Errorf("the call right after an SDK call did not take the fast path")
+	}
+}

@@ -1,5 +1,7 @@
 package mcpfront
 
+import "time"
+
 // Test hooks for the tools/list fast path (listfast.go).
 
 // ListsSpliced is how many tools/list answers had their tools array
@@ -20,3 +22,7 @@ func (s *Service) SetDirectCalls(on bool) { s.direct.off.Store(!on) }
 
 // DirectSessionKnown reports whether the fast path knows session id.
 func (s *Service) DirectSessionKnown(id string) bool { return s.direct.session(id) != nil }
+
+// SetDirectKeepAlive sets how long a session may be served only by the
+// fast path before one call goes to the SDK (to keep its idle timer fresh).
+func (s *Service) SetDirectKeepAlive(d time.Duration) { s.direct.keepAlive.Store(int64(d)) }
