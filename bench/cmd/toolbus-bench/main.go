@@ -67,6 +67,7 @@ type options struct {
 	hookSenders      int
 	hookBodies       []int
 	hookOpenFraction float64
+	hookClient       string
 }
 
 var allScenarios = []string{"direct", "plain", "toolbus", "toolbus-traced", "toolbus-split", "peer", "webhooks", "catalog"}
@@ -91,6 +92,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.BoolVar(&o.smoke, "smoke", false, "prove the benchmark works: 1s windows at 1 and 4 clients, a short catalog run")
 	fs.IntVar(&o.hookSenders, "webhook-senders", 64, "concurrent senders of the webhooks scenario's closed-loop runs")
 	bodies := fs.String("webhook-bodies", "1024,65536", "comma-separated body sizes in bytes of the webhooks scenario (the first also gets the open-loop run)")
+	fs.StringVar(&o.hookClient, "webhook-client", "raw", "HTTP client of the webhooks scenario's senders: raw (one kept-alive connection per sender, each prepared request written at once) or nethttp (Go's net/http client)")
 	fs.Float64Var(&o.hookOpenFraction, "webhook-open-fraction", 0.8, "open-loop rate of the webhooks scenario, as a fraction of the first body size's closed-loop rate (0: no open-loop run)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (logs, catalogs, data) for inspection")
 	if err := fs.Parse(args); err != nil {
@@ -114,6 +116,9 @@ func parseFlags(args []string) (*options, error) {
 	}
 	if o.hookSenders < 1 || o.hookSenders > 4096 {
 		return nil, errors.New("-webhook-senders must be between 1 and 4096")
+	}
+	if o.hookClient != "raw" && o.hookClient != "nethttp" {
+		return nil, fmt.Errorf("-webhook-client %q: want raw or nethttp", o.hookClient)
 	}
 	if o.hookOpenFraction < 0 || o.hookOpenFraction > 2 {
 		return nil, errors.New("-webhook-open-fraction must be between 0 and 2")

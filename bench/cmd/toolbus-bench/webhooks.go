@@ -75,7 +75,15 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 		url: "http://" + addr + "/webhooks/stripe", scheme: scheme, http: target.NewHTTPClient(),
 		tag: strconv.FormatInt(time.Now().UnixNano(), 36), server: proc.Group{p},
 	}
-	out := &report.Webhooks{Note: "`toolbus serve --services webhook-ingest`, embedded NATS with JetStream file storage, one stripe source; every event signed and distinct, only 2xx (durably acknowledged) answers counted"}
+	if err := s.useClient(o.hookClient); err != nil {
+		return nil, err
+	}
+	defer s.closeClient()
+	clientNote := "Go net/http client"
+	if s.wire != nil {
+		clientNote = "raw HTTP/1.1 client (one kept-alive connection per sender, each request prepared and signed before the clock starts and written at once)"
+	}
+	out := &report.Webhooks{Note: "`toolbus serve --services webhook-ingest`, embedded NATS with JetStream file storage, one stripe source; every event signed and distinct, only 2xx (durably acknowledged) answers counted; " + clientNote}
 	for _, size := range o.hookBodies {
 		if ctx.Err() != nil {
 			return out, ctx.Err()
@@ -103,6 +111,9 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 		// and answers 202. What the ingest adds per KB is the difference.
 		if floor, err := startHookFloor(); err == nil {
 			fs := &hookSender{url: floor.url, scheme: s.scheme, http: s.http, tag: s.tag + "f"}
+			if err := fs.useClient(o.hookClient); err != nil {
+				return nil, err
+			}
 			var runs []report.WebhookRun
 			for _, size := range []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]} {
 				if ctx.Err() != nil {
@@ -112,6 +123,7 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 				logf("scenario webhooks floor %d B x1: %.0f/s p50 %.0fµs p99 %.0fµs errors %d", size, r.Rate, r.P50us, r.P99us, r.Errors)
 				runs = append(runs, r)
 			}
+			fs.closeClient()
 			floor.stop()
 			out.PerKBFloorus = perKB(runs)
 		} else {
@@ -153,9 +165,32 @@ type hookSender struct {
 	url    string
 	scheme signature.Scheme
 	http   *http.Client
+	wire   *wirePoster // the raw client (hookwire.go); nil: net/http
 	tag    string
 	seq    atomic.Int64
 	server proc.Group
+}
+
+// useClient picks the sender's HTTP client: "raw" or "nethttp".
+func (s *hookSender) useClient(kind string) error {
+	switch kind {
+	case "raw":
+		wp, err := newWirePoster(s.url)
+		if err != nil {
+			return err
+		}
+		s.wire = wp
+	case "nethttp":
+	default:
+		return fmt.Errorf("unknown webhook client %q (want raw or nethttp)", kind)
+	}
+	return nil
+}
+
+func (s *hookSender) closeClient() {
+	if s.wire != nil {
+		s.wire.close()
+	}
 }
 
 // body returns a Stripe-like event of exactly size bytes (or the smallest
@@ -178,6 +213,7 @@ func (s *hookSender) body(size int) (id string, b []byte) {
 type event struct {
 	body   []byte
 	header http.Header
+	req    []byte // the whole request, for the raw client
 	err    string // signing failed
 }
 
@@ -191,13 +227,27 @@ func (s *hookSender) prepare(size int) event {
 		return event{err: "sign: " + err.Error()}
 	}
 	h.Set("Content-Type", "application/json")
-	return event{body: b, header: h}
+	ev := event{body: b, header: h}
+	if s.wire != nil {
+		ev.req = s.wire.wire(h, b)
+	}
+	return ev
 }
 
 // post sends one prepared event; ok is a 2xx answer.
 func (s *hookSender) post(ctx context.Context, ev event, timeout time.Duration) (ok bool, sample string) {
 	if ev.err != "" {
 		return false, ev.err
+	}
+	if s.wire != nil {
+		status, body, err := s.wire.post(ev.req, timeout)
+		switch {
+		case err != nil:
+			return false, err.Error()
+		case status/100 != 2:
+			return false, fmt.Sprintf("status %d: %.120s", status, strings.TrimSpace(body))
+		}
+		return true, ""
 	}
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
