@@ -12,12 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	toolbusv1 "github.com/toolbus/toolbus/gen/toolbus/v1"
-	"github.com/toolbus/toolbus/telemetry"
 )
 
 // Caller publishes tool calls on the CALLS stream and routes each result,
@@ -31,7 +28,6 @@ type Caller struct {
 	prefix   string // "toolbus.reply.<instance>."
 	sub      *nats.Subscription
 	publishT time.Duration
-	tracer   trace.Tracer
 
 	mu      sync.Mutex
 	pending map[string]chan *toolbusv1.ToolResult
@@ -45,9 +41,6 @@ type CallerOptions struct {
 	// PublishTimeout bounds waiting for JetStream to store a call (default 2s).
 	PublishTimeout time.Duration
 	Logger         *slog.Logger
-	// TracerProvider records a producer span per published call (no-op
-	// when nil).
-	TracerProvider trace.TracerProvider
 }
 
 // NewCaller subscribes to this instance's reply subjects.
@@ -72,7 +65,6 @@ func NewCaller(nc *nats.Conn, js jetstream.JetStream, opts CallerOptions) (*Call
 		log:      log,
 		prefix:   replySubjectRoot + "." + subjectToken(inst) + ".",
 		publishT: pt,
-		tracer:   tracerFrom(opts.TracerProvider),
 		pending:  make(map[string]chan *toolbusv1.ToolResult),
 	}
 	sub, err := nc.Subscribe(c.prefix+"*", c.onReply)
@@ -124,16 +116,12 @@ func (c *Caller) Call(ctx context.Context, subject string, call *toolbusv1.ToolC
 	}
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{}}
 	msg.Header.Set(HeaderMsgID, call.Id)
-	sctx, span := startPublishSpan(ctx, c.tracer, subject, call, len(data))
-	InjectTrace(sctx, msg.Header)
-	pctx, cancel := context.WithTimeout(sctx, c.publishT)
+	// No span of its own: the worker's process span continues the caller's
+	// current span (telemetry.go).
+	InjectTrace(ctx, msg.Header)
+	pctx, cancel := context.WithTimeout(ctx, c.publishT)
 	_, err = c.js.PublishMsg(pctx, msg)
 	cancel()
-	if err != nil {
-		span.SetStatus(codes.Error, "not stored")
-		span.SetAttributes(telemetry.AttrErrorType.String("bus_unavailable"))
-	}
-	span.End()
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			// The call may be stored (and even running) although its PubAck

@@ -47,8 +47,9 @@ type WorkerOptions struct {
 	// RedeliveryDelay is how long a call handed back (by a stopping worker or
 	// after an unanswered attempt) waits before JetStream redelivers it.
 	RedeliveryDelay time.Duration
-	// TracerProvider records a consumer span per delivery and a producer
-	// span per reply; MeterProvider the worker metrics. No-op when nil.
+	// TracerProvider records a consumer span per delivery (the reply sent
+	// is an attribute of it); MeterProvider the worker metrics. No-op when
+	// nil.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 }
@@ -152,7 +153,8 @@ func (w *Worker) handle(msg jetstream.Msg, consumer string, maxDeliver int, hear
 		d.StreamSequence = meta.Sequence.Stream
 		d.Last = maxDeliver > 0 && meta.NumDelivered >= uint64(maxDeliver)
 	}
-	// The call's trace continues here: the publisher's span is the parent.
+	// The call's trace continues here: the caller's span (mcp-front's
+	// tools/call) is the parent.
 	tctx, span := startProcessSpan(ExtractTrace(w.base, msg.Headers()), w.tracer, consumer, d, len(msg.Data()))
 	defer span.End()
 
@@ -161,7 +163,7 @@ func (w *Worker) handle(msg jetstream.Msg, consumer string, maxDeliver int, hear
 		// Poison: it can never succeed; keep it for inspection and move on.
 		w.deadLetter(msg, d, "undecodable tool call", toolbusv1.ErrorClass_ERROR_CLASS_INTERNAL, err.Error(), log)
 		_ = msg.TermWithReason("undecodable")
-		endProcessSpan(span, nil, "term", err)
+		endProcessSpan(span, nil, "term", 0, err)
 		return
 	}
 	var queueWait time.Duration
@@ -210,7 +212,7 @@ func (w *Worker) handle(msg jetstream.Msg, consumer string, maxDeliver int, hear
 		}
 		log.Info("call handed back for redelivery", "call_id", call.Id, "tool", call.Tool, "delivery", d.Number, "error", err)
 		_ = msg.NakWithDelay(w.opts.RedeliveryDelay)
-		endProcessSpan(span, nil, "nak", err)
+		endProcessSpan(span, nil, "nak", 0, err)
 		return
 	}
 	w.deadLetterFailed(ctx, msg, d, res)
@@ -285,24 +287,23 @@ func (w *Worker) answer(ctx context.Context, msg jetstream.Msg, call *toolbusv1.
 	res.Delivery = d.Number
 	res.Worker = w.opts.Name
 	span := trace.SpanFromContext(ctx)
+	replySize := 0
 	if call.ReplySubject != "" {
 		data, err := proto.Marshal(res)
 		if err == nil {
-			rctx, rspan := startReplySpan(ctx, w.tracer, call, len(data))
-			rm := &nats.Msg{Subject: call.ReplySubject, Data: data, Header: nats.Header{}}
-			InjectTrace(rctx, rm.Header)
-			err = w.nc.PublishMsg(rm)
-			if err != nil {
-				rspan.SetStatus(codes.Error, "reply not sent")
-			}
-			rspan.End()
+			// No trace headers: nothing continues the trace from a reply
+			// (the Caller reads only the body), and every traceparent costs
+			// the NATS server and the caller a header parse.
+			err = w.nc.Publish(call.ReplySubject, data)
+			replySize = len(data)
 		}
 		if err != nil {
 			// The caller cannot hear us now; let JetStream deliver the call
 			// again (idempotency keys make a repeat safe).
 			log.Warn("reply not sent, call handed back", "call_id", call.Id, "error", err)
 			_ = msg.NakWithDelay(w.opts.RedeliveryDelay)
-			endProcessSpan(span, res, "nak", err)
+			endProcessSpan(span, res, "nak", 0, err)
+			span.SetStatus(codes.Error, "reply not sent")
 			return
 		}
 	}
@@ -314,7 +315,7 @@ func (w *Worker) answer(ctx context.Context, msg jetstream.Msg, call *toolbusv1.
 		upstreamTime = res.UpstreamDuration.AsDuration()
 	}
 	w.metrics.Answered(ctx, call.Tool, call.Upstream, ResultOutcome(res), upstreamTime, res.Attempts)
-	endProcessSpan(span, res, "ack", nil)
+	endProcessSpan(span, res, "ack", replySize, nil)
 }
 
 func (w *Worker) deadLetter(msg jetstream.Msg, d Delivery, reason string, class toolbusv1.ErrorClass, lastErr string, log *slog.Logger) {

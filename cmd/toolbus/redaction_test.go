@@ -300,8 +300,8 @@ func spanLeaks(spans []sdktrace.ReadOnlySpan, secrets map[string]string) []strin
 
 // checkRedactionSpans checks that the traces of TestSecretsNeverLeak are
 // the real ones, so that finding no secret in them means something: a
-// server span and a worker span per tool, naming the caller, and upstream
-// attempts whose URL had its query (the API key) redacted.
+// server span naming the caller and a worker span under it per tool, and
+// upstream attempts whose URL had its query (the API key) redacted.
 func checkRedactionSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, tools []string) {
 	t.Helper()
 	byName := map[string][]sdktrace.ReadOnlySpan{}
@@ -338,12 +338,16 @@ func checkRedactionSpans(t *testing.T, spans []sdktrace.ReadOnlySpan, tools []st
 		if s := server[0].Status(); s.Code != codes.Error {
 			t.Errorf("tools/call %s: status %v, want an error", tool, s)
 		}
+		// The worker's spans continue the server span, which names the
+		// caller for them.
 		var process int
 		for name, ss := range byName {
 			if strings.HasPrefix(name, "process ") && strings.HasSuffix(name, "."+tool) {
 				for _, s := range ss {
 					process++
-					caller(s)
+					if s.Parent().SpanID() != server[0].SpanContext().SpanID() {
+						t.Errorf("%s: parent %s, want tools/call %s's span %s", s.Name(), s.Parent().SpanID(), tool, server[0].SpanContext().SpanID())
+					}
 				}
 			}
 		}

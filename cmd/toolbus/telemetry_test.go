@@ -187,7 +187,9 @@ func waitSpans(t *testing.T, tel *telemetry.Telemetry, exp *tracetest.InMemoryEx
 
 // TestTraceOfToolCall follows one tool call whose first upstream attempt
 // fails with 503: one trace, continuing the client's traceparent, with the
-// expected parent links, services, kinds and attributes.
+// expected parent links, services, kinds and attributes. Three spans per
+// call (plus one per extra attempt): the bus publish and the reply are not
+// spans; the worker's process span is a direct child of the front's span.
 func TestTraceOfToolCall(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	rig := newTraceRig(t, exp)
@@ -202,8 +204,15 @@ func TestTraceOfToolCall(t *testing.T) {
 		t.Fatalf("call failed: %+v", res.Content[0])
 	}
 
-	// tools/call, publish, process, two attempts, reply.
-	spans := waitSpans(t, rig.tel, exp, clientTrace, 6)
+	// tools/call, process, two attempts.
+	spans := waitSpans(t, rig.tel, exp, clientTrace, 4)
+	if len(spans) != 4 {
+		var names []string
+		for _, sp := range spans {
+			names = append(names, sp.Name())
+		}
+		t.Errorf("want 4 spans (tools/call, process, 2 attempts), got %d: %q", len(spans), names)
+	}
 	byName := map[string][]sdktrace.ReadOnlySpan{}
 	for _, sp := range spans {
 		byName[sp.Name()] = append(byName[sp.Name()], sp)
@@ -220,9 +229,12 @@ func TestTraceOfToolCall(t *testing.T) {
 		return byName[name][0]
 	}
 	call := one("tools/call get_customer")
-	pub := one("publish toolbus.call.rest.crm.get_customer")
 	proc := one("process toolbus.call.rest.crm.get_customer")
-	reply := one("publish toolbus.reply.{instance}.{call_id}")
+	for _, gone := range []string{"publish toolbus.call.rest.crm.get_customer", "publish toolbus.reply.{instance}.{call_id}"} {
+		if len(byName[gone]) != 0 {
+			t.Errorf("span %q is back: the publish and the reply are not spans", gone)
+		}
+	}
 	attempts := byName["GET /customers/{id}"]
 	if len(attempts) != 2 {
 		t.Fatalf("want 2 upstream attempt spans, got %d", len(attempts))
@@ -240,11 +252,9 @@ func TestTraceOfToolCall(t *testing.T) {
 	}
 	for name, l := range map[string]link{
 		"tools/call": {call, clientSpan, trace.SpanKindServer, svcMCPFront, true},
-		"publish":    {pub, call.SpanContext().SpanID(), trace.SpanKindProducer, svcMCPFront, true},
-		"process":    {proc, pub.SpanContext().SpanID(), trace.SpanKindConsumer, svcRESTWork, true},
+		"process":    {proc, call.SpanContext().SpanID(), trace.SpanKindConsumer, svcRESTWork, true},
 		"attempt 1":  {attempts[0], proc.SpanContext().SpanID(), trace.SpanKindClient, svcRESTWork, false},
 		"attempt 2":  {attempts[1], proc.SpanContext().SpanID(), trace.SpanKindClient, svcRESTWork, false},
-		"reply":      {reply, proc.SpanContext().SpanID(), trace.SpanKindProducer, svcRESTWork, true},
 	} {
 		if got := l.span.Parent().SpanID(); got != l.parent {
 			t.Errorf("%s: parent %s, want %s", name, got, l.parent)
@@ -274,8 +284,10 @@ func TestTraceOfToolCall(t *testing.T) {
 		{call, telemetry.AttrOutcome, attribute.StringValue("ok")},
 		{call, telemetry.AttrMCPMethod, attribute.StringValue("tools/call")},
 		{call, telemetry.AttrAttempt, attribute.IntValue(2)},
-		{pub, telemetry.AttrMessagingSystem, attribute.StringValue("nats")},
-		{pub, telemetry.AttrMessagingDestination, attribute.StringValue("toolbus.call.rest.crm.get_customer")},
+		{proc, telemetry.AttrMessagingSystem, attribute.StringValue("nats")},
+		{proc, telemetry.AttrMessagingDestination, attribute.StringValue("toolbus.call.rest.crm.get_customer")},
+		{proc, telemetry.AttrTool, attribute.StringValue("get_customer")},
+		{proc, telemetry.AttrUpstream, attribute.StringValue("crm")},
 		{proc, telemetry.AttrMessagingDeliveryCount, attribute.Int64Value(1)},
 		{proc, telemetry.AttrMessagingConsumerGroup, attribute.StringValue("calls-rest-crm")},
 		{proc, telemetry.AttrOutcome, attribute.StringValue("ok")},
@@ -295,6 +307,10 @@ func TestTraceOfToolCall(t *testing.T) {
 		if !ok || got != w.want {
 			t.Errorf("span %q: %s = %v (present %v), want %v", w.span.Name(), w.key, got.Emit(), ok, w.want.Emit())
 		}
+	}
+	// The reply is not a span: its size is an attribute of the process span.
+	if v, ok := attrOf(proc, attribute.Key("toolbus.reply.body_size")); !ok || v.AsInt64() <= 0 {
+		t.Errorf("process span: toolbus.reply.body_size = %s (present %v), want the reply's size", v.Emit(), ok)
 	}
 	// The upstream saw the trace context of its attempt span.
 	// The retry (and its back-off wait) is an event on the process span.

@@ -229,7 +229,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c, err := bus.NewCaller(s.nc, s.js, bus.CallerOptions{Instance: s.inst, Logger: s.log, TracerProvider: s.tp})
+	c, err := bus.NewCaller(s.nc, s.js, bus.CallerOptions{Instance: s.inst, Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("mcpfront: start: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -77,7 +78,12 @@ func (s *Service) startCallSpan(ctx context.Context, req callRequest, callID str
 	if !span.IsRecording() {
 		return ctx, span
 	}
-	span.SetAttributes(
+	// One SetAttributes call (each allocates its argument slice); every
+	// key once. The call's tool, upstream and caller are recorded here
+	// only: the worker's process span, a child of this one, does not
+	// repeat the caller.
+	attrs := make([]attribute.KeyValue, 0, 12)
+	attrs = append(attrs,
 		telemetry.AttrTool.String(req.tool.name),
 		telemetry.AttrUpstream.String(req.tool.upstream),
 		telemetry.AttrCallID.String(callID),
@@ -89,20 +95,21 @@ func (s *Service) startCallSpan(ctx context.Context, req callRequest, callID str
 		// From the authenticated identity, so that calls refused before
 		// publishing (arguments, limits) name their caller too. Never the
 		// token.
-		span.SetAttributes(telemetry.CallerAttrs(req.caller.Proto(false))...)
+		attrs = append(attrs, telemetry.CallerAttrs(req.caller.Proto(false))...)
 	}
 	if req.via == "grpc" {
-		span.SetAttributes(
+		attrs = append(attrs,
 			telemetry.AttrRPCSystem.String("grpc"),
 			telemetry.AttrRPCService.String("toolbus.v1.ToolService"),
 			telemetry.AttrRPCMethod.String("CallTool"),
 		)
 	} else {
-		span.SetAttributes(telemetry.AttrMCPMethod.String("tools/call"))
+		attrs = append(attrs, telemetry.AttrMCPMethod.String("tools/call"))
 		if sessionID != "" {
-			span.SetAttributes(telemetry.AttrMCPSessionID.String(sessionID))
+			attrs = append(attrs, telemetry.AttrMCPSessionID.String(sessionID))
 		}
 	}
+	span.SetAttributes(attrs...)
 	return ctx, span
 }
 
@@ -111,22 +118,29 @@ func endCallSpan(span trace.Span, outcome string, res *toolbusv1.ToolResult) {
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(telemetry.AttrOutcome.String(outcome))
+	var attrs [5]attribute.KeyValue
+	attrs[0] = telemetry.AttrOutcome.String(outcome)
+	n := 1
 	if res != nil {
 		if res.Worker != "" {
-			span.SetAttributes(telemetry.AttrWorker.String(res.Worker))
+			attrs[n] = telemetry.AttrWorker.String(res.Worker)
+			n++
 		}
 		if res.Delivery > 0 {
-			span.SetAttributes(telemetry.AttrDelivery.Int64(int64(res.Delivery)))
+			attrs[n] = telemetry.AttrDelivery.Int64(int64(res.Delivery))
+			n++
 		}
 		if res.Attempts > 0 {
-			span.SetAttributes(telemetry.AttrAttempt.Int(int(res.Attempts)))
+			attrs[n] = telemetry.AttrAttempt.Int(int(res.Attempts))
+			n++
 		}
 	}
 	// A tool error is still an answer, but operators look for failed calls:
 	// any outcome other than ok marks the span as an error.
 	if outcome != "ok" {
-		span.SetAttributes(telemetry.AttrErrorType.String(outcome))
+		attrs[n] = telemetry.AttrErrorType.String(outcome)
+		n++
 		span.SetStatus(codes.Error, outcome)
 	}
+	span.SetAttributes(attrs[:n]...)
 }
