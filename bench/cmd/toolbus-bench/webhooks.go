@@ -58,59 +58,67 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.MkdirTemp(e.tmp, "webhooks-data-")
-	if err != nil {
-		return nil, err
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
+	// Each part runs on a fresh process and data directory, so that no run
+	// pays for the gigabytes an earlier one stored (the 64 KB runs write
+	// about 2 GB, and the kernel's write-back of them lands on later runs).
+	start := func(part string) (*hookSender, func(), error) {
+		data, err := os.MkdirTemp(e.tmp, "webhooks-data-")
+		if err != nil {
+			return nil, nil, err
+		}
+		p, addr, err := startToolbusEnv(ctx, e, "toolbus-webhooks-"+part, []string{webhookSecretEnv + "=" + secret},
+			"--services", "webhook-ingest", "--catalog", hookCat, "--nats-listen", "none", "--http", "127.0.0.1:0", "--grpc", "none", "--data", data)
+		if err != nil {
+			return nil, nil, err
+		}
+		stop := func() {
+			p.Stop(10 * time.Second)
+			_ = os.RemoveAll(data)
+		}
+		if addr == "" {
+			stop()
+			return nil, nil, fmt.Errorf("toolbus webhook-ingest reported no HTTP address (log %s)", p.Log)
+		}
+		s := &hookSender{
+			url: "http://" + addr + "/webhooks/stripe", scheme: scheme, http: target.NewHTTPClient(),
+			tag: tag + part, server: proc.Group{p},
+		}
+		if err := s.useClient(o.hookClient); err != nil {
+			stop()
+			return nil, nil, err
+		}
+		return s, func() { s.closeClient(); stop() }, nil
 	}
-	p, addr, err := startToolbusEnv(ctx, e, "toolbus-webhooks", []string{webhookSecretEnv + "=" + secret},
-		"--services", "webhook-ingest", "--catalog", hookCat, "--nats-listen", "none", "--http", "127.0.0.1:0", "--grpc", "none", "--data", data)
-	if err != nil {
-		return nil, err
-	}
-	defer p.Stop(10 * time.Second)
-	if addr == "" {
-		return nil, fmt.Errorf("toolbus webhook-ingest reported no HTTP address (log %s)", p.Log)
-	}
-	s := &hookSender{
-		url: "http://" + addr + "/webhooks/stripe", scheme: scheme, http: target.NewHTTPClient(),
-		tag: strconv.FormatInt(time.Now().UnixNano(), 36), server: proc.Group{p},
-	}
-	if err := s.useClient(o.hookClient); err != nil {
-		return nil, err
-	}
-	defer s.closeClient()
 	clientNote := "Go net/http client"
-	if s.wire != nil {
+	if o.hookClient == "raw" {
 		clientNote = "raw HTTP/1.1 client (one kept-alive connection per sender, each request prepared and signed before the clock starts and written at once)"
 	}
-	out := &report.Webhooks{Note: "`toolbus serve --services webhook-ingest`, embedded NATS with JetStream file storage, one stripe source; every event signed and distinct, only 2xx (durably acknowledged) answers counted; " + clientNote}
-	for _, size := range o.hookBodies {
-		if ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		r := s.closed(ctx, size, o.hookSenders, o.warmup, o.duration, o.callTimeout)
-		logf("scenario webhooks closed %d B x%d: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d", size, o.hookSenders, r.Rate, r.P50us, r.P99us, r.Errors)
-		out.Runs = append(out.Runs, r)
-	}
-	out.PerKBus = perKB(out.Runs)
-	// The same bodies from one sender: the p50s are then service time, not
-	// queueing behind 63 other senders.
+	out := &report.Webhooks{Note: "`toolbus serve --services webhook-ingest`, embedded NATS with JetStream file storage, one stripe source; every event signed and distinct, only 2xx (durably acknowledged) answers counted; " + clientNote + "; the one-sender runs and the others each on a fresh process and data directory"}
+
+	// The smallest and largest bodies from one sender: the p50s are then
+	// service time, not queueing behind other senders.
 	var one []report.WebhookRun
 	if o.hookSenders > 1 && len(o.hookBodies) >= 2 {
+		s, stop, err := start("one")
+		if err != nil {
+			return nil, err
+		}
 		for _, size := range []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]} {
 			if ctx.Err() != nil {
-				return out, ctx.Err()
+				break
 			}
 			r := s.closed(ctx, size, 1, o.warmup, min(o.duration, 3*time.Second), o.callTimeout)
 			logf("scenario webhooks closed %d B x1: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d", size, r.Rate, r.P50us, r.P99us, r.Errors)
 			one = append(one, r)
 		}
+		stop()
 		out.PerKB1us = perKB(one)
 		// The floor: the same signed bodies from one sender, posted over the
 		// same loopback HTTP client to a server that only reads the body
 		// and answers 202. What the ingest adds per KB is the difference.
 		if floor, err := startHookFloor(); err == nil {
-			fs := &hookSender{url: floor.url, scheme: s.scheme, http: s.http, tag: s.tag + "f"}
+			fs := &hookSender{url: floor.url, scheme: scheme, http: target.NewHTTPClient(), tag: tag + "f"}
 			if err := fs.useClient(o.hookClient); err != nil {
 				return nil, err
 			}
@@ -130,13 +138,35 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 			logf("scenario webhooks floor: %v", err)
 		}
 	}
-	if len(out.Runs) > 0 && out.Runs[0].Rate > 0 && o.hookOpenFraction > 0 && ctx.Err() == nil {
-		base := out.Runs[0]
-		rate := base.Rate * o.hookOpenFraction
-		r := s.open(ctx, base.BodyBytes, 2*o.hookSenders, rate, o.warmup, o.duration, o.callTimeout)
-		r.Mode = fmt.Sprintf("open, %.0f%% of closed max", o.hookOpenFraction*100)
-		logf("scenario webhooks open %d B at %.0f/s: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d late %d", base.BodyBytes, rate, r.Rate, r.P50us, r.P99us, r.Errors, r.Late)
-		out.Runs = append(out.Runs, r)
+
+	s, stop, err := start("many")
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	// The open loop runs right after the first body's closed loop, whose
+	// rate it takes, before the larger bodies fill the disk.
+	var closed []report.WebhookRun
+	var open *report.WebhookRun
+	for i, size := range o.hookBodies {
+		if ctx.Err() != nil {
+			break
+		}
+		r := s.closed(ctx, size, o.hookSenders, o.warmup, o.duration, o.callTimeout)
+		logf("scenario webhooks closed %d B x%d: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d", size, o.hookSenders, r.Rate, r.P50us, r.P99us, r.Errors)
+		closed = append(closed, r)
+		if i == 0 && r.Rate > 0 && o.hookOpenFraction > 0 && ctx.Err() == nil {
+			rate := r.Rate * o.hookOpenFraction
+			or := s.open(ctx, size, 2*o.hookSenders, rate, o.warmup, o.duration, o.callTimeout)
+			or.Mode = fmt.Sprintf("open, %.0f%% of closed max", o.hookOpenFraction*100)
+			logf("scenario webhooks open %d B at %.0f/s: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d late %d", size, rate, or.Rate, or.P50us, or.P99us, or.Errors, or.Late)
+			open = &or
+		}
+	}
+	out.Runs = append(out.Runs, closed...)
+	out.PerKBus = perKB(closed)
+	if open != nil {
+		out.Runs = append(out.Runs, *open)
 	}
 	out.Runs = append(out.Runs, one...)
 	return out, nil
