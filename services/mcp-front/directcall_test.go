@@ -33,22 +33,7 @@ func waitDirect(t *testing.T, svc *mcpfront.Service, session string) {
 
 func compareDirect(t *testing.T, svc *mcpfront.Service, c *rawClient, hdr map[string]string, body string, wantFast bool) string {
 	t.Helper()
-	before := svc.DirectCallsServed()
-	fast := c.post(t, hdr, body)
-	if got, want := svc.DirectCallsServed()-before, map[bool]int64{false: 0, true: 1}[wantFast]; got != want {
-		t.Errorf("fast path answered %d times, want %d: %s\n%.400s", got, want, body, fast)
-	}
-	svc.SetDirectCalls(false)
-	defer svc.SetDirectCalls(true)
-	before = svc.DirectCallsServed()
-	sdk := c.post(t, hdr, body)
-	if got := svc.DirectCallsServed() - before; got != 0 {
-		t.Errorf("fast path answered %d times while off", got)
-	}
-	if fast != sdk {
-		t.Errorf("%s\nfast path answered\n%s\nthe SDK answered\n%s", body, fast, sdk)
-	}
-	return fast
+	return compareOnOff(t, c, hdr, body, svc.DirectCallsServed, svc.SetDirectCalls, wantFast)
 }
 
 func TestDirectCallBytesLikeSDK(t *testing.T) {

@@ -104,20 +104,28 @@ const rawList = `{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{}}`
 // unless both answers are identical and only the first was spliced.
 func compareFastAndSDK(t *testing.T, svc *mcpfront.Service, c *rawClient, hdr map[string]string, body string, wantSpliced bool) string {
 	t.Helper()
-	before := svc.ListsSpliced()
+	return compareOnOff(t, c, hdr, body, svc.ListsSpliced, svc.SetListFastPath, wantSpliced)
+}
+
+// compareOnOff sends body with a fast path on, then off (set), and fails
+// unless both answers are identical and count (what the fast path served)
+// grew by one on the first exactly when wantFast, and not on the second.
+func compareOnOff(t *testing.T, c *rawClient, hdr map[string]string, body string, count func() int64, set func(bool), wantFast bool) string {
+	t.Helper()
+	before := count()
 	fast := c.post(t, hdr, body)
-	if got := svc.ListsSpliced() - before; got != map[bool]int64{false: 0, true: 1}[wantSpliced] {
-		t.Errorf("fast path answered %d times, want spliced=%v: %.300s", got, wantSpliced, fast)
+	if got, want := count()-before, map[bool]int64{false: 0, true: 1}[wantFast]; got != want {
+		t.Errorf("fast path answered %d times, want %d: %s\n%.400s", got, want, body, fast)
 	}
-	svc.SetListFastPath(false)
-	defer svc.SetListFastPath(true)
-	before = svc.ListsSpliced()
+	set(false)
+	defer set(true)
+	before = count()
 	sdk := c.post(t, hdr, body)
-	if got := svc.ListsSpliced() - before; got != 0 {
+	if got := count() - before; got != 0 {
 		t.Errorf("fast path answered %d times while off", got)
 	}
 	if fast != sdk {
-		t.Errorf("fast path answered\n%s\nthe SDK answered\n%s", fast, sdk)
+		t.Errorf("%s\nfast path answered\n%s\nthe SDK answered\n%s", body, fast, sdk)
 	}
 	return fast
 }
