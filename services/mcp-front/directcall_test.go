@@ -2,6 +2,7 @@ package mcpfront_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -263,4 +264,75 @@ func TestDirectCallKeepsSDKSessionAlive(t *testing.T) {
 	if n := served(); n != 1 {
 		t.Errorf("the call right after an SDK call did not take the fast path")
 	}
+}
+
+// fuzzCatalog has only tools whose answers depend on the request alone, so
+// that the two paths' answers can be compared byte for byte.
+const fuzzCatalog = `
+version: 1
+upstreams:
+  crm:
+    base_url: http://${env:CRM_HOST}/
+tools:
+  - name: get_customer
+    description: Fetch one customer.
+    upstream: crm
+    method: GET
+    path: /customers/{id}
+    input_schema:
+      type: object
+      properties:
+        id: {type: string, minLength: 1}
+      required: [id]
+  - name: ping
+    description: Check the CRM is up.
+    upstream: crm
+    method: GET
+    path: /ping
+  - name: count_orders
+    description: Count orders.
+    upstream: crm
+    method: GET
+    path: /orders/count
+`
+
+// FuzzDirectCallLikeSDK sends any POST body on an initialized session with
+// the fast path on and then off: the two answers must be identical,
+// whatever the fast path decided.
+func FuzzDirectCallLikeSDK(f *testing.F) {
+	for _, seed := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_customer","arguments":{"id":"42"}}}`,
+		`{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"ping"}}`,
+		`{"jsonrpc":"2.0","id":-3,"method":"tools/call","params":{"name":"count_orders","arguments":{},"_meta":{"toolbus/idempotencyKey":"k"}}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_customer","arguments":{"id":""}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_customer","arguments":{"id":7}}}`,
+		`{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope"}}`,
+		`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ping","_meta":{"progressToken":1}}}`,
+		`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"ping","_meta":{"toolbus/idempotencyKey":7}}}`,
+		`{"jsonrpc":"2.0","id":7,"method":"ping"}`,
+		`[{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"ping"}}]`,
+		`{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"ping","arguments":null}}`,
+	} {
+		f.Add(seed)
+	}
+	r := newRig(f, rigOptions{catalog: fuzzCatalog, logTo: io.Discard})
+	c := &rawClient{url: r.url, version: "2025-11-25"}
+	c.initialize(f)
+	for deadline := time.Now().Add(10 * time.Second); !r.svc.DirectSessionKnown(c.session); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			f.Fatal("the fast path never learned of the session")
+		}
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		if strings.Contains(body, "initialize") || strings.Contains(body, "notifications/") {
+			t.Skip("changes the session's state, not a call")
+		}
+		fast := c.post(t, nil, body)
+		r.svc.SetDirectCalls(false)
+		sdk := c.post(t, nil, body)
+		r.svc.SetDirectCalls(true)
+		if fast != sdk {
+			t.Errorf("%q\nfast path answered\n%s\nthe SDK answered\n%s", body, fast, sdk)
+		}
+	})
 }

@@ -37,7 +37,7 @@ type rawClient struct {
 	session string
 }
 
-func (c *rawClient) post(t *testing.T, hdr map[string]string, body string) string {
+func (c *rawClient) post(t testing.TB, hdr map[string]string, body string) string {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, c.url, strings.NewReader(body))
 	if err != nil {
@@ -87,7 +87,7 @@ func (c *rawClient) post(t *testing.T, hdr map[string]string, body string) strin
 }
 
 // initialize opens a stateful session.
-func (c *rawClient) initialize(t *testing.T) {
+func (c *rawClient) initialize(t testing.TB) {
 	t.Helper()
 	c.post(t, nil, `{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"`+c.version+`","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`)
 	if c.session == "" {
