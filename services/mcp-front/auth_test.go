@@ -82,10 +82,17 @@ tools:
 	w := bus.NewWorker(nc, js, bus.WorkerOptions{Name: "auth-worker", Logger: bustest.Logger()})
 	for _, up := range []string{"crm", "hr"} {
 		err := w.ServeCalls(ctxTimeout(t, 10*time.Second), bus.CallConsumer{Kind: "rest", Upstream: up, Concurrency: 8, AckWait: 5 * time.Second, MaxDeliver: 3},
-			func(_ context.Context, call *toolbusv1.ToolCall, _ bus.Delivery) (*toolbusv1.ToolResult, error) {
+			func(ctx context.Context, call *toolbusv1.ToolCall, _ bus.Delivery) (*toolbusv1.ToolResult, error) {
 				r.mu.Lock()
 				r.calls = append(r.calls, call)
 				r.mu.Unlock()
+				if strings.Contains(string(call.Arguments), `"hold"`) {
+					// A call that takes a while, for cancellation tests.
+					select {
+					case <-ctx.Done():
+					case <-time.After(500 * time.Millisecond):
+					}
+				}
 				return &toolbusv1.ToolResult{Json: []byte(`{"ok":true}`)}, nil
 			})
 		if err != nil {
@@ -140,6 +147,12 @@ func (r *authRig) token(t *testing.T, subject string, scopes ...string) string {
 	c := r.op.Claims(r.resource, subject, scopes...)
 	c["org"] = "acme"
 	return r.op.Sign(t, c)
+}
+
+func (r *authRig) callCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
 }
 
 func (r *authRig) lastCall() *toolbusv1.ToolCall {
@@ -324,6 +337,25 @@ func TestDirectCallScopesAndSessionOwner(t *testing.T) {
 	bob := &rawClient{url: r.url, token: r.token(t, "bob", "tools.read", "tools.write"), version: alice.version, session: alice.session}
 	if d := compareDirect(t, r.svc, bob, nil, call(4, "get_customer"), false); !strings.HasPrefix(d, "403") {
 		t.Errorf("another caller's session: %s", d)
+	}
+	// Another user cannot cancel alice's call in flight on the fast path by
+	// naming its id on her session: the SDK refuses the notification (403)
+	// and the call completes.
+	held := r.callCount()
+	done := make(chan string, 1)
+	go func() {
+		done <- alice.post(t, nil, `{"jsonrpc":"2.0","id":60,"method":"tools/call","params":{"name":"get_customer","arguments":{"hold":true}}}`)
+	}()
+	for deadline := time.Now().Add(10 * time.Second); r.callCount() == held; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the held call never reached the worker")
+		}
+	}
+	if d := bob.post(t, nil, `{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":60}}`); !strings.HasPrefix(d, "403") {
+		t.Errorf("another user's cancellation: %s", d)
+	}
+	if d := <-done; !strings.Contains(d, `"structuredContent":{"ok":true}`) {
+		t.Errorf("alice's call after another user's cancellation: %s", d)
 	}
 	anon := &rawClient{url: r.url, version: alice.version, session: alice.session}
 	if d := compareDirect(t, r.svc, anon, nil, call(5, "get_customer"), false); !strings.HasPrefix(d, "401") {

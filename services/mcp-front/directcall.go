@@ -175,7 +175,8 @@ func (d *directCalls) serve(w http.ResponseWriter, r *http.Request, body []byte)
 		return false
 	}
 	ds := d.session(r.Header.Get("Mcp-Session-Id"))
-	if ds == nil {
+	if ds == nil || !d.admits(r, ds) {
+		// The SDK refuses it (403); it must not cancel anything here either.
 		return false
 	}
 	if !bytes.Contains(body, []byte(`"tools/call"`)) {
@@ -183,7 +184,7 @@ func (d *directCalls) serve(w http.ResponseWriter, r *http.Request, body []byte)
 		return false
 	}
 	now := time.Now()
-	if now.UnixNano()-ds.lastSDK.Load() > d.keepAlive.Load() || !d.headersOK(r, ds) {
+	if now.UnixNano()-ds.lastSDK.Load() > d.keepAlive.Load() || !d.headersOK(r) {
 		d.toSDK(ds, body)
 		return false
 	}
@@ -228,18 +229,11 @@ func (d *directCalls) toSDK(ds *directSession, body []byte) {
 	}
 }
 
-// headersOK reports whether the SDK would accept r's headers for ds, by
-// its own rules (and stricter).
-func (d *directCalls) headersOK(r *http.Request, ds *directSession) bool {
-	if r.Method != http.MethodPost || len(r.Header.Values("Last-Event-ID")) > 0 {
-		return false
-	}
-	if !directVersions[r.Header.Get("Mcp-Protocol-Version")] {
-		return false
-	}
-	if !acceptsBoth(r.Header.Values("Accept")) {
-		return false
-	}
+// admits reports whether the SDK would let r use session ds at all: the
+// session's own user, and a Host its DNS-rebinding check accepts. A
+// request it refuses must not reach the fast path's state either (a
+// notifications/cancelled from another user cancels nothing).
+func (d *directCalls) admits(r *http.Request, ds *directSession) bool {
 	// DNS-rebinding protection: the SDK refuses a non-loopback Host on a
 	// loopback listener.
 	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil {
@@ -254,6 +248,18 @@ func (d *directCalls) headersOK(r *http.Request, ds *directSession) bool {
 		}
 	}
 	return true
+}
+
+// headersOK reports whether the SDK would accept r's headers for a
+// tools/call on an admitted session, by its own rules (and stricter).
+func (d *directCalls) headersOK(r *http.Request) bool {
+	if r.Method != http.MethodPost || len(r.Header.Values("Last-Event-ID")) > 0 {
+		return false
+	}
+	if !directVersions[r.Header.Get("Mcp-Protocol-Version")] {
+		return false
+	}
+	return acceptsBoth(r.Header.Values("Accept"))
 }
 
 // acceptsBoth is the SDK's Accept rule restricted to plain media ranges:
