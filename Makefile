@@ -32,7 +32,7 @@ build: ## Build bin/toolbus.
 .PHONY: test
 test: tools $(BIN)/jaeger openapi-specs proto-check vet modules-check ## Run the whole test suite (unit, integration, process end-to-end, manifests, cluster, short fuzz).
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
-	$(MAKE) --no-print-directory vulncheck k8s-validate cluster-test fuzz-short bench-smoke console-e2e
+	$(MAKE) --no-print-directory vulncheck k8s-validate cluster-test fuzz-short bench-smoke console-e2e mcp-typescript
 
 .PHONY: vet
 vet: ## go vet every module.
@@ -96,6 +96,11 @@ $(VULNDB)/index/db.json: tools/vulndb/go.mod
 console-e2e: build ## Operator console end to end in Debian's headless Chromium (installs chromium + pinned playwright-core on first run).
 	console/e2e/setup.sh
 	cd console/e2e && TOOLBUS_BIN=$(BIN)/toolbus SCREENSHOT_DIR=$${SCREENSHOT_DIR:-$$(mktemp -d)} node --test --test-reporter=spec console.test.mjs
+
+.PHONY: mcp-typescript
+mcp-typescript: build ## Toolbus served to the official MCP TypeScript SDK client over Streamable HTTP (installs the pinned SDK on first run).
+	test/mcp-typescript/setup.sh
+	cd test/mcp-typescript && TOOLBUS_BIN=$(BIN)/toolbus node --test --test-reporter=spec client.test.mjs
 
 .PHONY: openapi-specs
 openapi-specs: ## Fetch the pinned large OpenAPI documents (Stripe, GitHub) that the openapi tests and benchmarks import.
