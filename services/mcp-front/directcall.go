@@ -183,8 +183,7 @@ func (d *directCalls) serve(w http.ResponseWriter, r *http.Request, body []byte)
 		d.toSDK(ds, body)
 		return false
 	}
-	now := time.Now()
-	if now.UnixNano()-ds.lastSDK.Load() > d.keepAlive.Load() || !d.headersOK(r) {
+	if time.Now().UnixNano()-ds.lastSDK.Load() > d.keepAlive.Load() || !d.headersOK(r) {
 		d.toSDK(ds, body)
 		return false
 	}

@@ -89,6 +89,14 @@ func rawPost(t *testing.T, url string, hdr map[string]string, body string) (dump
 	if err != nil {
 		t.Fatal(err)
 	}
+	return DumpResponse(t, resp), resp.Header.Get("Mcp-Session-Id")
+}
+
+// DumpResponse reads resp whole and returns it as text: status, headers
+// but Date and Mcp-Session-Id (sorted), a blank line and the body. Both
+// fast paths' tests compare these dumps (also from mcpfront_test).
+func DumpResponse(t testing.TB, resp *http.Response) string {
+	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
@@ -96,22 +104,19 @@ func rawPost(t *testing.T, url string, hdr map[string]string, body string) (dump
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%d\n", resp.StatusCode)
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range resp.Header {
-			if !yield(k) {
-				return
-			}
+	keys := make([]string, 0, len(resp.Header))
+	for k := range resp.Header {
+		if k != "Date" && k != "Mcp-Session-Id" {
+			keys = append(keys, k)
 		}
-	})
+	}
+	slices.Sort(keys)
 	for _, k := range keys {
-		if k == "Date" || k == "Mcp-Session-Id" {
-			continue
-		}
 		fmt.Fprintf(&sb, "%s: %q\n", k, resp.Header[k])
 	}
 	sb.WriteString("\n")
 	sb.Write(b)
-	return sb.String(), resp.Header.Get("Mcp-Session-Id")
+	return sb.String()
 }
 
 // listStep is one request of a scenario; spliced says whether the fast path

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -61,29 +60,10 @@ func (c *rawClient) post(t testing.TB, hdr map[string]string, body string) strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" && c.session == "" {
 		c.session = sid
 	}
-	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d\n", resp.StatusCode)
-	keys := make([]string, 0, len(resp.Header))
-	for k := range resp.Header {
-		if k != "Date" && k != "Mcp-Session-Id" {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "%s: %q\n", k, resp.Header[k])
-	}
-	sb.WriteString("\n")
-	sb.Write(b)
-	return sb.String()
+	return mcpfront.DumpResponse(t, resp)
 }
 
 // initialize opens a stateful session.

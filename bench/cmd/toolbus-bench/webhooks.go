@@ -100,18 +100,12 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 	// service time, not queueing behind other senders.
 	var one []report.WebhookRun
 	if o.hookSenders > 1 && len(o.hookBodies) >= 2 {
+		sizes := []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]}
 		s, stop, err := start("one")
 		if err != nil {
 			return nil, err
 		}
-		for _, size := range []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]} {
-			if ctx.Err() != nil {
-				break
-			}
-			r := s.closed(ctx, size, 1, o.warmup, min(o.duration, 3*time.Second), o.callTimeout)
-			logf("scenario webhooks closed %d B x1: %.0f acked/s p50 %.0fµs p99 %.0fµs errors %d", size, r.Rate, r.P50us, r.P99us, r.Errors)
-			one = append(one, r)
-		}
+		one = s.oneSender(ctx, o, sizes, "closed")
 		stop()
 		out.PerKB1us = perKB(one)
 		// The floor: the same signed bodies from one sender, posted over the
@@ -122,18 +116,9 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 			if err := fs.useClient(o.hookClient); err != nil {
 				return nil, err
 			}
-			var runs []report.WebhookRun
-			for _, size := range []int{o.hookBodies[0], o.hookBodies[len(o.hookBodies)-1]} {
-				if ctx.Err() != nil {
-					break
-				}
-				r := fs.closed(ctx, size, 1, o.warmup, min(o.duration, 3*time.Second), o.callTimeout)
-				logf("scenario webhooks floor %d B x1: %.0f/s p50 %.0fµs p99 %.0fµs errors %d", size, r.Rate, r.P50us, r.P99us, r.Errors)
-				runs = append(runs, r)
-			}
+			out.PerKBFloorus = perKB(fs.oneSender(ctx, o, sizes, "floor"))
 			fs.closeClient()
 			floor.stop()
-			out.PerKBFloorus = perKB(runs)
 		} else {
 			logf("scenario webhooks floor: %v", err)
 		}
@@ -170,6 +155,20 @@ func measureWebhooks(ctx context.Context, e *env, o *options) (*report.Webhooks,
 	}
 	out.Runs = append(out.Runs, one...)
 	return out, nil
+}
+
+// oneSender runs each body size from a single sender, closed loop.
+func (s *hookSender) oneSender(ctx context.Context, o *options, sizes []int, label string) []report.WebhookRun {
+	var runs []report.WebhookRun
+	for _, size := range sizes {
+		if ctx.Err() != nil {
+			break
+		}
+		r := s.closed(ctx, size, 1, o.warmup, min(o.duration, 3*time.Second), o.callTimeout)
+		logf("scenario webhooks %s %d B x1: %.0f/s p50 %.0fµs p99 %.0fµs errors %d", label, size, r.Rate, r.P50us, r.P99us, r.Errors)
+		runs = append(runs, r)
+	}
+	return runs
 }
 
 // perKB is the p50 slope per KB between the first and the last run.
