@@ -209,6 +209,11 @@ type NotifyOptions struct {
 	// established (at start and after a reconnect). Changes made before
 	// that moment are not notified: the watch sees updates only.
 	Watching func(projection string)
+	// Ready, when set, is called once, when every projection whose bucket
+	// already exists as NotifyWith starts is watched: from then on each of
+	// their changes is notified. (A bucket created later is watched within
+	// a second of its creation; Watching tells when.)
+	Ready func()
 }
 
 // notifyTracerName is the instrumentation scope of notify spans.
@@ -225,13 +230,17 @@ func NotifyWith(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Ca
 		tp = tracenoop.NewTracerProvider()
 	}
 	tracer := tp.Tracer(notifyTracerName)
+	names := sortedNames(cat)
+	ready := r.readiness(ctx, names, o.Ready)
 	var wg sync.WaitGroup
-	for _, name := range sortedNames(cat) {
+	for _, name := range names {
 		wg.Go(func() {
 			for {
-				var watching func()
-				if o.Watching != nil {
-					watching = func() { o.Watching(name) }
+				watching := func() {
+					if o.Watching != nil {
+						o.Watching(name)
+					}
+					ready(name)
 				}
 				err := r.watchEntities(ctx, name, func(e *Entity) {
 					notifyEntity(ctx, srv, tracer, log, name, e)
@@ -251,6 +260,37 @@ func NotifyWith(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Ca
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+// readiness returns the function each established watch calls: it calls
+// done once the projections whose buckets exist now have all been watched
+// once (at once when there are none). A bucket that cannot be looked up is
+// not waited for: its watch retries on its own.
+func (r *Reader) readiness(ctx context.Context, names []string, done func()) func(projection string) {
+	if done == nil {
+		return func(string) {}
+	}
+	var mu sync.Mutex
+	waiting := map[string]bool{}
+	for _, name := range names {
+		if kv, err := r.bucket(ctx, name); err == nil && kv != nil {
+			waiting[name] = true
+		}
+	}
+	var once sync.Once
+	if len(waiting) == 0 {
+		once.Do(done)
+	}
+	return func(name string) {
+		mu.Lock()
+		_, ok := waiting[name]
+		delete(waiting, name)
+		left := len(waiting)
+		mu.Unlock()
+		if ok && left == 0 {
+			once.Do(done)
+		}
+	}
 }
 
 // notifyEntity sends the notifications of one changed entity under a

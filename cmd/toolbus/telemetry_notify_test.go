@@ -19,6 +19,7 @@ import (
 	"github.com/toolbus/toolbus/bus/bustest"
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/projection"
+	"github.com/toolbus/toolbus/projection/projectiontest"
 	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
 	stateupdater "github.com/toolbus/toolbus/services/state-updater"
 	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
@@ -115,12 +116,13 @@ projections:
 			updated <- req.Params.URI
 		},
 	})
+	subs := projectiontest.Watch(client)
 	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cs.Close() })
-	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+	if err := subs.Subscribe(ctx, cs, uri); err != nil {
 		t.Fatal(err)
 	}
 

@@ -238,7 +238,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.caller = c
 	s.mu.Unlock()
 	if s.state != nil {
-		s.state.start(s.server, s.cat, s.log, s.tp)
+		s.state.start(ctx, s.server, s.cat, s.log, s.tp)
 	}
 	return nil
 }

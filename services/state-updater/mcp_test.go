@@ -15,6 +15,7 @@ import (
 
 	"github.com/toolbus/toolbus/bus/bustest"
 	"github.com/toolbus/toolbus/projection"
+	"github.com/toolbus/toolbus/projection/projectiontest"
 	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
 	"github.com/toolbus/toolbus/webhookcli"
 )
@@ -78,6 +79,7 @@ func TestMCPSurface(t *testing.T) {
 			updated <- req.Params.URI
 		},
 	})
+	subs := projectiontest.Watch(client)
 	st, ct := mcp.NewInMemoryTransports()
 	ss, err := srv.Connect(ctx, st, nil)
 	if err != nil {
@@ -160,14 +162,17 @@ func TestMCPSurface(t *testing.T) {
 		}
 	}
 
-	if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+	if err := subs.Subscribe(ctx, cs, uri); err != nil {
 		t.Fatal(err)
 	}
-	// The watch sees updates only: wait until it is in place.
-	select {
-	case <-watching:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the projection watch was not established")
+	// The watch sees updates only: wait until the one of payments is in
+	// place (open_prs is watched too, in any order).
+	for w := ""; w != "payments"; {
+		select {
+		case w = <-watching:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the watch of payments was not established")
+		}
 	}
 	send(pay("evt_3", "cus_42", 200, 1500))
 	select {
