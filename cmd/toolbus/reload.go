@@ -30,7 +30,7 @@ import (
 // applied the same way.
 
 // reloader is a service that can swap catalogs while running: mcp-front,
-// rest-worker and graphql-worker.
+// rest-worker, graphql-worker and webhook-ingest.
 type reloader interface {
 	Reload(*catalog.Catalog) error
 }

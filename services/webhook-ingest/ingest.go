@@ -19,9 +19,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -71,13 +74,16 @@ type Options struct {
 // Service receives webhooks. Create it with New, mount Handler at
 // /webhooks/, call Start to accept deliveries and Shutdown to stop.
 type Service struct {
-	opts    Options
-	log     *slog.Logger
-	sources map[string]*source
-	mux     *http.ServeMux
-	tracer  trace.Tracer
-	tracing bool // spans are recorded (not the no-op tracer)
-	metrics *telemetry.WebhookMetrics
+	opts Options
+	log  *slog.Logger
+	// sources is the table deliveries are verified with; Reload swaps it
+	// whole, and a delivery keeps the table it started with.
+	sources  atomic.Pointer[map[string]*source]
+	reloadMu sync.Mutex
+	mux      *http.ServeMux
+	tracer   trace.Tracer
+	tracing  bool // spans are recorded (not the no-op tracer)
+	metrics  *telemetry.WebhookMetrics
 
 	// mu orders admissions against Shutdown, as in mcp-front.
 	mu       sync.RWMutex
@@ -111,11 +117,10 @@ func New(opts Options) (*Service, error) {
 		opts.PublishTimeout = DefaultPublishTimeout
 	}
 	s := &Service{
-		opts:    opts,
-		log:     opts.Logger.With("service", "webhook-ingest", "instance", opts.Instance),
-		sources: map[string]*source{},
-		mux:     http.NewServeMux(),
-		tracer:  tracerFrom(opts.TracerProvider),
+		opts:   opts,
+		log:    opts.Logger.With("service", "webhook-ingest", "instance", opts.Instance),
+		mux:    http.NewServeMux(),
+		tracer: tracerFrom(opts.TracerProvider),
 	}
 	_, off := s.tracer.(tracenoop.Tracer)
 	s.tracing = !off
@@ -126,10 +131,22 @@ func New(opts Options) (*Service, error) {
 		}
 		s.metrics = m
 	}
-	for name, cs := range opts.Catalog.Sources {
+	sources, err := buildSources(opts.Catalog)
+	if err != nil {
+		return nil, fmt.Errorf("webhook-ingest: %w", err)
+	}
+	s.sources.Store(&sources)
+	s.mux.HandleFunc("POST /webhooks/{source}", s.receive)
+	return s, nil
+}
+
+// buildSources builds the verifier of every source of cat.
+func buildSources(cat *catalog.Catalog) (map[string]*source, error) {
+	out := make(map[string]*source, len(cat.Sources))
+	for name, cs := range cat.Sources {
 		sch, err := cs.Verifier()
 		if err != nil {
-			return nil, fmt.Errorf("webhook-ingest: source %s: %w", name, err)
+			return nil, fmt.Errorf("source %s: %w", name, err)
 		}
 		src := &source{cfg: cs, scheme: sch}
 		for _, h := range []string{cs.Signature.IDHeader, cs.Signature.TypeHeader, cs.Signature.TimestampHeader} {
@@ -137,10 +154,58 @@ func New(opts Options) (*Service, error) {
 				src.extra = append(src.extra, strings.ToLower(h))
 			}
 		}
-		s.sources[name] = src
+		out[name] = src
 	}
-	s.mux.HandleFunc("POST /webhooks/{source}", s.receive)
-	return s, nil
+	return out, nil
+}
+
+// Reload verifies deliveries with the sources of cat from now on: a new
+// source is received at once, a removed one answers 404, and a changed one
+// (scheme, secrets, tolerance, limits) applies to the next delivery. A
+// delivery in flight finishes with the source it started with. On error
+// nothing changes.
+func (s *Service) Reload(cat *catalog.Catalog) error {
+	if cat == nil {
+		return errors.New("webhook-ingest: reload: no catalog")
+	}
+	next, err := buildSources(cat)
+	if err != nil {
+		return fmt.Errorf("webhook-ingest: reload: %w", err)
+	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := *s.sources.Load()
+	var added, removed, changed []string
+	for name, src := range next {
+		prev, ok := old[name]
+		switch {
+		case !ok:
+			added = append(added, name)
+		case !sameSource(prev.cfg, src.cfg):
+			changed = append(changed, name)
+		}
+	}
+	for name := range old {
+		if _, ok := next[name]; !ok {
+			removed = append(removed, name)
+		}
+	}
+	s.sources.Store(&next)
+	if len(added)+len(removed)+len(changed) > 0 {
+		slices.Sort(added)
+		slices.Sort(removed)
+		slices.Sort(changed)
+		s.log.Info("webhook sources reloaded", "added", added, "removed", removed, "changed", changed, "sources", len(next))
+	}
+	return nil
+}
+
+// sameSource reports whether two catalog sources verify and keep
+// deliveries alike, wherever they are written: the resolved signature
+// configuration (secret values included: a rotated secret file is a
+// change; they are compared, never logged) and the body limit.
+func sameSource(a, b *catalog.Source) bool {
+	return a.MaxBodyBytes == b.MaxBodyBytes && reflect.DeepEqual(a.Signature, b.Signature)
 }
 
 // Handler serves POST /webhooks/{source}; mount it at /webhooks/.
@@ -158,7 +223,7 @@ func (s *Service) Start(ctx context.Context) error {
 		return bus.ErrShuttingDown
 	}
 	s.started = true
-	s.log.Info("receiving webhooks", "sources", len(s.sources))
+	s.log.Info("receiving webhooks", "sources", len(*s.sources.Load()))
 	return nil
 }
 
@@ -209,7 +274,7 @@ const envelopeSlack = 1 << 10
 func (s *Service) receive(w http.ResponseWriter, r *http.Request) {
 	ctx, span := s.startServerSpan(r)
 	name := r.PathValue("source")
-	src, ok := s.sources[name]
+	src, ok := (*s.sources.Load())[name]
 	dl := &delivery{start: time.Now(), ev: events.Webhook{Source: name}}
 	defer s.endServerSpan(ctx, span, dl, ok)
 	if !ok {
