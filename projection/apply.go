@@ -85,12 +85,20 @@ func BucketConfig(p *catalog.Projection, o BucketOptions) jetstream.KeyValueConf
 // idempotent and safe from every replica at start-up.
 func EnsureBuckets(ctx context.Context, js jetstream.JetStream, cat *catalog.Catalog, o BucketOptions) error {
 	for _, name := range sortedNames(cat) {
-		if err := bus.Declare(ctx, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(cat.Projections[name], o))
+		if err := EnsureBucket(ctx, js, cat.Projections[name], o); err != nil {
 			return err
-		}); err != nil {
-			return fmt.Errorf("ensure bucket %s: %w", Bucket(name), err)
 		}
+	}
+	return nil
+}
+
+// EnsureBucket creates or updates the bucket of one projection.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, p *catalog.Projection, o BucketOptions) error {
+	if err := bus.Declare(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, BucketConfig(p, o))
+		return err
+	}); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", Bucket(p.Name), err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -72,13 +73,13 @@ type ListOutput struct {
 // and UnsubscribeHandler here), and Notify running for the server's life.
 func Register(srv *mcp.Server, r *Reader, cat *catalog.Catalog) {
 	for _, name := range sortedNames(cat) {
-		p := cat.Projections[name]
-		registerProjection(srv, r, p)
+		RegisterProjection(srv, r, name)
 	}
 }
 
-func registerProjection(srv *mcp.Server, r *Reader, p *catalog.Projection) {
-	name := p.Name
+// RegisterProjection is Register for one projection: a hot reload adds a
+// new projection's resources and tools with it.
+func RegisterProjection(srv *mcp.Server, r *Reader, name string) {
 	srv.AddResourceTemplate(&mcp.ResourceTemplate{
 		Name:        "state_" + name,
 		Title:       "State: " + name,
@@ -169,16 +170,31 @@ func jsonResource(uri string, v any) (*mcp.ReadResourceResult, error) {
 	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "application/json", Text: string(b)}}}, nil
 }
 
+// Unregister removes what RegisterProjection added for the projection.
+// Sessions subscribed to its URIs keep their subscriptions, and hear
+// nothing more once its watch stops.
+func Unregister(srv *mcp.Server, name string) {
+	srv.RemoveResourceTemplates(URIPrefix + name + "/{key}")
+	srv.RemoveResources(ListURI(name))
+	srv.RemoveTools("get_"+name, "list_"+name)
+}
+
 // SubscribeHandler is the ServerOptions.SubscribeHandler for a server with
-// projections registered: it accepts subscriptions to projection URIs (the
-// server then records them) and refuses others.
+// the projections of cat registered: it accepts subscriptions to projection
+// URIs (the server then records them) and refuses others.
 func SubscribeHandler(cat *catalog.Catalog) func(context.Context, *mcp.SubscribeRequest) error {
+	return NewReader(nil, cat).SubscribeHandler()
+}
+
+// SubscribeHandler is SubscribeHandler for the projections r reads now,
+// following SetCatalog.
+func (r *Reader) SubscribeHandler() func(context.Context, *mcp.SubscribeRequest) error {
 	return func(_ context.Context, req *mcp.SubscribeRequest) error {
 		p, _, err := ParseURI(req.Params.URI)
 		if err != nil {
 			return fmt.Errorf("cannot subscribe to %s: %w", req.Params.URI, err)
 		}
-		if _, ok := cat.Projections[p]; !ok {
+		if !r.has(p) {
 			return fmt.Errorf("cannot subscribe to %s: %q: %w", req.Params.URI, p, ErrUnknownProjection)
 		}
 		return nil
@@ -209,6 +225,9 @@ type NotifyOptions struct {
 	// established (at start and after a reconnect). Changes made before
 	// that moment are not notified: the watch sees updates only.
 	Watching func(projection string)
+	// Projections restricts the watch to these projections of the catalog
+	// (all of them when empty).
+	Projections []string
 	// Ready, when set, is called once, when every projection whose bucket
 	// already exists as NotifyWith starts is watched: from then on each of
 	// their changes is notified. (A bucket created later is watched within
@@ -231,6 +250,9 @@ func NotifyWith(ctx context.Context, srv *mcp.Server, r *Reader, cat *catalog.Ca
 	}
 	tracer := tp.Tracer(notifyTracerName)
 	names := sortedNames(cat)
+	if len(o.Projections) > 0 {
+		names = slices.DeleteFunc(names, func(n string) bool { return !slices.Contains(o.Projections, n) })
+	}
 	ready := r.readiness(ctx, names, o.Ready)
 	var wg sync.WaitGroup
 	for _, name := range names {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,7 +37,7 @@ const (
 // Reader reads projection buckets. It is safe for concurrent use.
 type Reader struct {
 	js  jetstream.JetStream
-	cat *catalog.Catalog
+	cat atomic.Pointer[catalog.Catalog]
 
 	mu  sync.Mutex
 	kvs map[string]jetstream.KeyValue
@@ -44,13 +45,25 @@ type Reader struct {
 
 // NewReader returns a Reader over the projections of cat.
 func NewReader(js jetstream.JetStream, cat *catalog.Catalog) *Reader {
-	return &Reader{js: js, cat: cat, kvs: map[string]jetstream.KeyValue{}}
+	r := &Reader{js: js, kvs: map[string]jetstream.KeyValue{}}
+	r.cat.Store(cat)
+	return r
+}
+
+// SetCatalog reads the projections of cat from now on (a hot reload): a
+// projection cat lacks is unknown to every later read.
+func (r *Reader) SetCatalog(cat *catalog.Catalog) { r.cat.Store(cat) }
+
+// has reports whether the current catalog declares the projection.
+func (r *Reader) has(projection string) bool {
+	_, ok := r.cat.Load().Projections[projection]
+	return ok
 }
 
 // bucket opens a projection's bucket. A bucket the state-updater has not
 // created yet reads as empty (nil, nil).
 func (r *Reader) bucket(ctx context.Context, projection string) (jetstream.KeyValue, error) {
-	if _, ok := r.cat.Projections[projection]; !ok {
+	if !r.has(projection) {
 		return nil, fmt.Errorf("%q: %w", projection, ErrUnknownProjection)
 	}
 	r.mu.Lock()

@@ -29,7 +29,6 @@ import (
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/mcpauth"
-	"github.com/toolbus/toolbus/projection"
 	"github.com/toolbus/toolbus/telemetry"
 )
 
@@ -175,7 +174,7 @@ func New(opts Options) (*Service, error) {
 		s.server.AddReceivingMiddleware(m)
 	}
 	if s.state != nil {
-		projection.Register(s.server, s.state.reader, opts.Catalog)
+		s.state.serve(s.server, s.log, s.tp)
 	}
 	for _, ct := range opts.Catalog.Tools {
 		ft, err := newFrontTool(ct)
@@ -238,7 +237,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.caller = c
 	s.mu.Unlock()
 	if s.state != nil {
-		s.state.start(ctx, s.server, s.cat, s.log, s.tp)
+		s.state.start(ctx)
 	}
 	return nil
 }

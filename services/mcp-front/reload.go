@@ -24,8 +24,8 @@ func (s *Service) current() *served { return s.cur.Load() }
 // changed ones replaced and removed ones dropped, and MCP clients are sent
 // notifications/tools/list_changed (the SDK does so on AddTool and
 // RemoveTools). Calls in flight finish with the tool they started with.
-// On error nothing changes. The auth section, projections and upstream
-// consumers are read at start only: changing them needs a restart.
+// Projections follow (state.go). On error nothing changes. The auth
+// section is read at start only: changing it needs a restart.
 func (s *Service) Reload(cat *catalog.Catalog) error {
 	if cat == nil {
 		return errors.New("mcpfront: reload: no catalog")
@@ -77,8 +77,22 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 		s.server.AddTool(ft.mcp, s.mcpToolHandler(ft))
 	}
 	s.addCatalogExtras(cat)
+	s.reloadState(cat)
 	s.log.Info("catalog reloaded", "digest", cat.Digest, "tools", len(cat.Tools), "removed", len(gone))
 	return nil
+}
+
+// reloadState follows the projections of cat. A front started without
+// projections has no subscription support to offer: projections added to
+// its catalog wait for a restart.
+func (s *Service) reloadState(cat *catalog.Catalog) {
+	if s.state == nil {
+		if len(cat.Projections) > 0 {
+			s.log.Warn("catalog reload: projections added to a catalog served without any; their tools and resources are served after a restart")
+		}
+		return
+	}
+	s.state.reload(cat)
 }
 
 // extraNames lists what addCatalogExtras serves for cat.

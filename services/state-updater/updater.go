@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -95,10 +97,17 @@ type Service struct {
 	tracer  trace.Tracer
 	metrics *telemetry.WebhookMetrics
 
-	mu       sync.Mutex
-	consumes []jetstream.ConsumeContext
-	started  bool
-	stopped  bool
+	mu      sync.Mutex
+	running map[string]*consumer // by projection name
+	started bool
+	stopped bool
+}
+
+// consumer is one projection being consumed. Reload swaps proj; an event
+// is applied with the projection current when it arrives.
+type consumer struct {
+	proj atomic.Pointer[catalog.Projection]
+	cc   jetstream.ConsumeContext
 }
 
 // New checks opts. It makes no network calls.
@@ -124,20 +133,9 @@ func New(opts Options) (*Service, error) {
 	if opts.MaxAckPending <= 0 {
 		opts.MaxAckPending = DefaultMaxAckPending
 	}
-	names := opts.Projections
-	if len(names) == 0 {
-		for name := range opts.Catalog.Projections {
-			names = append(names, name)
-		}
-	}
-	slices.Sort(names)
-	var projs []*catalog.Projection
-	for _, name := range slices.Compact(names) {
-		p, ok := opts.Catalog.Projections[name]
-		if !ok {
-			return nil, fmt.Errorf("state-updater: projection %q is not in the catalog", name)
-		}
-		projs = append(projs, p)
+	projs, missing := served(opts.Catalog, opts.Projections)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("state-updater: projection %q is not in the catalog", missing[0])
 	}
 	var wm *telemetry.WebhookMetrics
 	if opts.MeterProvider != nil {
@@ -154,6 +152,26 @@ func New(opts Options) (*Service, error) {
 		tracer:  tracerFrom(opts.TracerProvider),
 		metrics: wm,
 	}, nil
+}
+
+// served are the projections of cat this process applies: those named
+// (all when none is), in name order; missing are named ones cat lacks.
+func served(cat *catalog.Catalog, names []string) (projs []*catalog.Projection, missing []string) {
+	names = slices.Clone(names)
+	if len(names) == 0 {
+		for name := range cat.Projections {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		if p, ok := cat.Projections[name]; ok {
+			projs = append(projs, p)
+		} else {
+			missing = append(missing, name)
+		}
+	}
+	return projs, missing
 }
 
 // ConsumerConfig is the durable consumer of projection p.
@@ -185,32 +203,145 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := projection.EnsureBuckets(ctx, s.opts.JS, s.opts.Catalog, s.opts.Buckets); err != nil {
 		return fmt.Errorf("state-updater: %w", err)
 	}
+	s.running = map[string]*consumer{}
 	for _, p := range s.projs {
-		var cons jetstream.Consumer
-		err := bus.Declare(ctx, func(ctx context.Context) (err error) {
-			cons, err = s.opts.JS.CreateOrUpdateConsumer(ctx, bus.StreamWebhooks, s.ConsumerConfig(p))
-			return err
-		})
-		if err == nil {
-			var cc jetstream.ConsumeContext
-			cc, err = cons.Consume(func(msg jetstream.Msg) { s.handle(p, msg) },
-				jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-					s.log.Warn("consume", "projection", p.Name, "error", err)
-				}))
-			if err == nil {
-				s.consumes = append(s.consumes, cc)
-				continue
+		if err := s.consume(ctx, p); err != nil {
+			for _, c := range s.running {
+				c.cc.Stop()
 			}
+			s.running = nil
+			return fmt.Errorf("state-updater: %w", err)
 		}
-		for _, cc := range s.consumes {
-			cc.Stop()
-		}
-		s.consumes = nil
-		return fmt.Errorf("state-updater: consume projection %s: %w", p.Name, err)
 	}
 	s.started = true
 	s.log.Info("applying projections", "projections", len(s.projs))
 	return nil
+}
+
+// consume creates (or updates) the durable consumer of p and consumes it.
+// s.mu is held.
+func (s *Service) consume(ctx context.Context, p *catalog.Projection) error {
+	var cons jetstream.Consumer
+	err := bus.Declare(ctx, func(ctx context.Context) (err error) {
+		cons, err = s.opts.JS.CreateOrUpdateConsumer(ctx, bus.StreamWebhooks, s.ConsumerConfig(p))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("consume projection %s: %w", p.Name, err)
+	}
+	c := &consumer{}
+	c.proj.Store(p)
+	name := p.Name
+	c.cc, err = cons.Consume(func(msg jetstream.Msg) { s.handle(c.proj.Load(), msg) },
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.log.Warn("consume", "projection", name, "error", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("consume projection %s: %w", p.Name, err)
+	}
+	s.running[p.Name] = c
+	return nil
+}
+
+// reloadTimeout bounds the bus work of one Reload.
+const reloadTimeout = 30 * time.Second
+
+// Reload applies the projections of cat from now on:
+//   - a new projection gets its bucket and durable consumer, which starts
+//     from the first stored event of its sources: it is built from the
+//     events the WEBHOOKS stream still holds;
+//   - a changed projection applies its new definition to the next event
+//     (entities already written keep their values until an event changes
+//     them, or a replay rebuilds them); a source added to it is consumed
+//     from its next event, since the durable consumer does not go back;
+//   - a removed projection is no longer consumed; its bucket and durable
+//     consumer stay, as data, until deleted by hand.
+//
+// A process restricted to some projections (Options.Projections) keeps
+// to them: one the catalog no longer has stops. An error (the bus refused
+// a consumer) is returned after everything else was applied; the next
+// applied catalog or a restart retries.
+func (s *Service) Reload(cat *catalog.Catalog) error {
+	if cat == nil {
+		return errors.New("state-updater: reload: no catalog")
+	}
+	next, missing := served(cat, s.opts.Projections)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.opts.Catalog, s.projs = cat, next
+	if !s.started {
+		return nil
+	}
+	if len(missing) > 0 {
+		s.log.Warn("projections this process applies are no longer in the catalog", "projections", missing)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	var errs []error
+	var added, changed, removed []string
+	keep := map[string]bool{}
+	for _, p := range next {
+		keep[p.Name] = true
+		c, ok := s.running[p.Name]
+		if !ok {
+			err := projection.EnsureBucket(ctx, s.opts.JS, p, s.opts.Buckets)
+			if err == nil {
+				err = s.consume(ctx, p)
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			added = append(added, p.Name)
+			continue
+		}
+		old := c.proj.Load()
+		if !slices.Equal(FilterSubjects(old), FilterSubjects(p)) {
+			if err := bus.Declare(ctx, func(ctx context.Context) error {
+				_, err := s.opts.JS.UpdateConsumer(ctx, bus.StreamWebhooks, s.ConsumerConfig(p))
+				return err
+			}); err != nil {
+				// Keep applying the old definition: its filter is the
+				// consumer's.
+				errs = append(errs, fmt.Errorf("update the consumer of projection %s: %w", p.Name, err))
+				continue
+			}
+		}
+		if !reflect.DeepEqual(definition(old), definition(p)) {
+			changed = append(changed, p.Name)
+		}
+		c.proj.Store(p)
+	}
+	for name, c := range s.running {
+		if !keep[name] {
+			c.cc.Drain()
+			delete(s.running, name)
+			removed = append(removed, name)
+		}
+	}
+	if len(added)+len(changed)+len(removed) > 0 {
+		slices.Sort(removed)
+		s.log.Info("projections reloaded", "added", added, "changed", changed, "removed", removed)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("state-updater: reload: %w", err)
+	}
+	return nil
+}
+
+// definition is what of p decides how events are applied: its sources by
+// name, not where anything is written, so that moving lines is no change.
+func definition(p *catalog.Projection) catalog.Projection {
+	q := *p
+	q.Pos = catalog.Pos{}
+	q.Sources = nil
+	for _, src := range p.Sources {
+		q.Sources = append(q.Sources, &catalog.Source{Name: src.Name})
+	}
+	return q
 }
 
 // Shutdown stops pulling and waits for the event being applied, until ctx
@@ -218,8 +349,11 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
-	consumes := s.consumes
-	s.consumes = nil
+	var consumes []jetstream.ConsumeContext
+	for _, c := range s.running {
+		consumes = append(consumes, c.cc)
+	}
+	s.running = nil
 	s.mu.Unlock()
 	for _, cc := range consumes {
 		cc.Drain()

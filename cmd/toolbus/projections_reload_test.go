@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/toolbus/toolbus/bus"
+	"github.com/toolbus/toolbus/bus/bustest"
+	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/projection"
+	"github.com/toolbus/toolbus/projection/projectiontest"
+	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
+	stateupdater "github.com/toolbus/toolbus/services/state-updater"
+	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
+)
+
+const (
+	projReloadV1 = `version: 1
+sources:
+  stripe: {scheme: stripe, secrets: ["${env:RELOAD_PROJ_SECRET}"]}
+projections:
+  payments:
+    sources: [stripe]
+    events: ["payment_intent.*"]
+    key: data.object.customer
+    fields: {amount: data.object.amount}
+`
+	projReloadRefunds = `  refunds:
+    sources: [stripe]
+    events: [charge.refunded]
+    key: data.object.customer
+    fields: {refunded: data.object.amount_refunded}
+`
+)
+
+// TestHotReloadProjections: a projection added to the catalog file is
+// built from the events already stored, and served by mcp-front (tools,
+// resources, change notifications) without a restart; removing it removes
+// its tools.
+func TestHotReloadProjections(t *testing.T) {
+	t.Setenv("RELOAD_PROJ_SECRET", traceWebhookSecret)
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	write := func(src string) {
+		t.Helper()
+		time.Sleep(10 * time.Millisecond) // modification times can be coarse
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		bump(t, path, time.Duration(len(src))*time.Millisecond) // a later, distinct time per version
+	}
+	write(projReloadV1)
+	cat, err := catalog.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := bustest.Server(t)
+	nc, js := bustest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := bus.DefaultTopology().Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	log := bustest.Logger()
+	ingest, err := webhookingest.New(webhookingest.Options{Catalog: cat, NC: nc, JS: js, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updater, err := stateupdater.New(stateupdater.Options{Catalog: cat, NC: nc, JS: js, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := mcpfront.New(mcpfront.Options{Catalog: cat, NC: nc, JS: js, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svcs := []lifecycle{updater, ingest, front}
+	for _, s := range svcs {
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range slices.Backward(svcs) {
+			_ = s.Shutdown(sctx)
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/webhooks/", ingest.Handler())
+	mux.Handle("/mcp", front.MCPHandler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	r, err := startCatalogReload(ctx, js, 0, cat, svcs, path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+
+	changed := make(chan struct{}, 100)
+	updated := make(chan string, 16)
+	client := mcp.NewClient(&mcp.Implementation{Name: "reload", Version: "test"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updated <- req.Params.URI },
+	})
+	subs := projectiontest.Watch(client)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	if got, want := toolNames(t, cs), []string{"get_payments", "list_payments"}; !slices.Equal(got, want) {
+		t.Fatalf("tools = %v, want %v", got, want)
+	}
+
+	refund := func(id string, amount int) {
+		t.Helper()
+		body := fmt.Sprintf(`{"id":%q,"type":"charge.refunded","created":1700000000,"data":{"object":{"customer":"cus_1","amount_refunded":%d}}}`, id, amount)
+		if st := sendStripe(t, srv.URL, id, body, nil); st != http.StatusAccepted {
+			t.Fatalf("refund %s answered %d, want 202", id, st)
+		}
+	}
+	refund("evt_refund_1", 500) // stored before the projection exists
+
+	write(projReloadV1 + projReloadRefunds)
+	waitChanged(t, changed)
+	if got, want := toolNames(t, cs), []string{"get_payments", "get_refunds", "list_payments", "list_refunds"}; !slices.Equal(got, want) {
+		t.Fatalf("tools after adding refunds = %v, want %v", got, want)
+	}
+	// Built from the event stored before: eventually there.
+	for {
+		res := callTool(t, cs, "get_refunds", map[string]any{"key": "cus_1"})
+		if !res.IsError {
+			if v, _ := structuredOf(t, res)["value"].(map[string]any); v["refunded"] != 500.0 {
+				t.Fatalf("get_refunds = %v, want refunded 500 from the stored event", structuredOf(t, res))
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the added projection never had the stored event: %s", textOf(res))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	uri := projection.EntityURI("refunds", "cus_1")
+	if err := subs.Subscribe(ctx, cs, uri); err != nil {
+		t.Fatal(err)
+	}
+	refund("evt_refund_2", 700)
+	select {
+	case got := <-updated:
+		if got != uri {
+			t.Errorf("notified of %s, want %s", got, uri)
+		}
+	case <-ctx.Done():
+		t.Fatal("no notification for the projection added by the reload")
+	}
+
+	write(projReloadV1)
+	waitChanged(t, changed)
+	if got, want := toolNames(t, cs), []string{"get_payments", "list_payments"}; !slices.Equal(got, want) {
+		t.Errorf("tools after removing refunds = %v, want %v", got, want)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); err == nil {
+		t.Error("a resource of the removed projection was read")
+	}
+}
