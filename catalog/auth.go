@@ -146,6 +146,15 @@ func (a *ServerAuth) ToolScopes(t *Tool) []string {
 	return a.DefaultScopes.Write
 }
 
+// ProjectionScopes are the scopes a caller needs to read projection p: its
+// own scopes, or the read-only default (its tools are read-only).
+func (a *ServerAuth) ProjectionScopes(p *Projection) []string {
+	if p.Scopes != nil {
+		return p.Scopes
+	}
+	return a.DefaultScopes.ReadOnly
+}
+
 // Secrets are the referenced credentials of the section.
 func (a *ServerAuth) Secrets() []Secret {
 	if a == nil || a.OAuth == nil || a.OAuth.Introspection == nil {
@@ -653,11 +662,13 @@ func (p *parser) authValue(n *yaml.Node, field string, secret bool, groups Secre
 }
 
 // toolScopes parses tools[i].scopes.
-func (p *parser) toolScopes(t *Tool, n *yaml.Node, field string) {
-	t.Scopes = p.scopeList(n, field)
-	if slices.Contains(t.Scopes, "*") {
+// requiredScopes parses the scopes a tool or a projection requires.
+func (p *parser) requiredScopes(n *yaml.Node, field string) []string {
+	scopes := p.scopeList(n, field)
+	if slices.Contains(scopes, "*") {
 		p.errorf(n, field, "* is not a scope a tool can require")
 	}
+	return scopes
 }
 
 // upstreamAuth parses upstreams.<name>.auth.

@@ -141,3 +141,43 @@ func TestUpstreamAuthSecretsPrintAsReferences(t *testing.T) {
 		t.Errorf("NeedsCallerToken %v, AuthStyle %q", a.NeedsCallerToken(), a.AuthStyle)
 	}
 }
+
+func TestProjectionScopes(t *testing.T) {
+	src := `version: 1
+sources:
+  stripe: {scheme: stripe, secrets: ["${env:CRM_API_KEY}"]}
+projections:
+  payments: {sources: [stripe], key: data.object.customer, scopes: [payments.read]}
+  refunds: {sources: [stripe], key: data.object.customer}
+  public: {sources: [stripe], key: data.object.customer, scopes: []}
+auth:
+  resource: https://mcp.example.com/mcp
+  oauth: {issuer: https://as.example.com/}
+  default_scopes: {read_only: [state.read]}
+`
+	cat, err := Parse("c.yaml", []byte(src), testOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for name, p := range cat.Projections {
+		got[name] = cat.Auth.ProjectionScopes(p)
+	}
+	want := map[string][]string{"payments": {"payments.read"}, "refunds": {"state.read"}, "public": {}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("projection scopes (-want +got):\n%s", diff)
+	}
+	for uri, want := range map[string]string{
+		"toolbus://state/payments":             "payments",
+		"toolbus://state/payments/cus_1":       "payments",
+		"toolbus://state/payments/a%2Fb":       "payments",
+		"toolbus://state/":                     "",
+		"toolbus://other/payments":             "",
+		"ui://widget/toolbus://state/payments": "",
+	} {
+		name, ok := ProjectionOfURI(uri)
+		if name != want || ok != (want != "") {
+			t.Errorf("ProjectionOfURI(%q) = %q, %v; want %q", uri, name, ok, want)
+		}
+	}
+}

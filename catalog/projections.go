@@ -41,7 +41,26 @@ type Projection struct {
 	DeleteWhen *DeleteWhen
 	// History is how many recent events are kept per entity.
 	History int
-	Pos     Pos
+	// Scopes are what a caller needs to read the projection (its get_ and
+	// list_ tools, resources and subscriptions); nil means the read-only
+	// default scopes of the auth section.
+	Scopes []string
+	Pos    Pos
+}
+
+// ProjectionURIPrefix starts every MCP resource URI of a projection:
+// toolbus://state/<projection> and toolbus://state/<projection>/<key>.
+const ProjectionURIPrefix = "toolbus://state/"
+
+// ProjectionOfURI names the projection a resource URI belongs to; false
+// for URIs that are not projection URIs.
+func ProjectionOfURI(uri string) (string, bool) {
+	rest, ok := strings.CutPrefix(uri, ProjectionURIPrefix)
+	if !ok || rest == "" {
+		return "", false
+	}
+	name, _, _ := strings.Cut(rest, "/")
+	return name, true
 }
 
 // FedBy reports whether events of the source reach the projection.
@@ -315,7 +334,7 @@ func (p *parser) webhooks(ms members, cat *Catalog) {
 
 var projectionNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,32}$`)
 
-var projectionFields = []string{"sources", "events", "key", "fields", "version", "delete_when", "history"}
+var projectionFields = []string{"sources", "events", "key", "fields", "version", "delete_when", "history", "scopes"}
 
 func (p *parser) projections(n *yaml.Node, sources map[string]*Source, declared map[string]bool) map[string]*Projection {
 	out := map[string]*Projection{}
@@ -392,6 +411,8 @@ func (p *parser) projection(m member, sources map[string]*Source, declared map[s
 				}
 				pr.History = int(n)
 			}
+		case "scopes":
+			pr.Scopes = p.requiredScopes(f.val, ff)
 		}
 	}
 	if ms.get("sources") == nil {

@@ -129,7 +129,7 @@ func (p *parser) tool(i int, n *yaml.Node, cat *Catalog, declared map[string]boo
 		case "timeout":
 			t.Timeout, _ = p.duration(f.val, ff)
 		case "scopes":
-			p.toolScopes(t, f.val, ff)
+			t.Scopes = p.requiredScopes(f.val, ff)
 		case "meta":
 			t.Meta = p.meta(f.val, ff)
 		}

@@ -60,7 +60,7 @@ func TestParseWebhookRules(t *testing.T) {
 		}},
 		// Projections.
 		{"unknown projection field", src + "  p: {sources: [stripe], key: id, order: 1}\n", []string{
-			"c.yaml:5:35: projections.p.order: unknown field (known fields: sources, events, key, fields, version, delete_when, history)",
+			"c.yaml:5:35: projections.p.order: unknown field (known fields: sources, events, key, fields, version, delete_when, history, scopes)",
 		}},
 		{"unknown source referenced", src + "  p: {sources: [stripe, github], key: id}\n", []string{
 			"c.yaml:5:25: projections.p.sources[1]: unknown source \"github\": declare it under sources",
@@ -98,6 +98,12 @@ func TestParseWebhookRules(t *testing.T) {
 		}},
 		{"history out of range", src + "  p: {sources: [stripe], key: id, history: 0}\n", []string{
 			"c.yaml:5:44: projections.p.history: must be between 1 and 100, got 0",
+		}},
+		{"projection scope with a space", src + "  p: {sources: [stripe], key: id, scopes: [\"state read\"]}\n", []string{
+			"c.yaml:5:44: projections.p.scopes[0]: \"state read\" is not a valid scope (no spaces, quotes or backslashes)",
+		}},
+		{"projection requiring *", src + "  p: {sources: [stripe], key: id, scopes: [\"*\"]}\n", []string{
+			"c.yaml:5:43: projections.p.scopes: * is not a scope a tool can require",
 		}},
 		{"bad projection name", src + "  a.b: {sources: [stripe], key: id}\n", []string{
 			"c.yaml:5:3: projections.\"a.b\": projection name must match [a-zA-Z0-9_-]{1,32}",

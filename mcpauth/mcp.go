@@ -7,6 +7,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/toolbus/toolbus/catalog"
 )
 
 // CodeInsufficientScope is the JSON-RPC error code of a tools/call refused
@@ -37,6 +39,26 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 					if need, known := a.table().byTool[ct.Params.Name]; known {
 						if missing := id.Missing(need); len(missing) > 0 {
 							return nil, &jsonrpc.Error{Code: CodeInsufficientScope, Message: "insufficient scope: tool " + ct.Params.Name + " requires scopes " + strings.Join(need, " ")}
+						}
+					}
+				}
+			case "resources/read", "resources/subscribe":
+				// A projection's resources need what its tools need.
+				var uri string
+				switch r := req.(type) {
+				case *mcp.ReadResourceRequest:
+					if r.Params != nil {
+						uri = r.Params.URI
+					}
+				case *mcp.SubscribeRequest:
+					if r.Params != nil {
+						uri = r.Params.URI
+					}
+				}
+				if name, ok := catalog.ProjectionOfURI(uri); ok {
+					if need, known := a.table().byProjection[name]; known {
+						if missing := id.Missing(need); len(missing) > 0 {
+							return nil, &jsonrpc.Error{Code: CodeInsufficientScope, Message: "insufficient scope: projection " + name + " requires scopes " + strings.Join(need, " ")}
 						}
 					}
 				}

@@ -89,13 +89,13 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 		opts.JWKSMaxAge = DefaultJWKSMaxAge
 	}
 	a := &Authenticator{cfg: cat.Auth, log: opts.Logger, now: opts.Now}
-	a.tools.Store(&scopeTable{byTool: map[string][]string{}})
+	a.tools.Store(&scopeTable{byTool: map[string][]string{}, byProjection: map[string][]string{}})
 	if !cat.Auth.Enabled() {
 		a.log.Warn("MCP authentication is OFF (catalog auth: none): anyone who can reach /mcp or the gRPC port can call every tool; use it only on a trusted machine")
 		return a, nil
 	}
 	cfg := cat.Auth
-	a.tools.Store(newScopeTable(cfg, cat.Tools, nil))
+	a.tools.Store(newScopeTable(cfg, cat, nil))
 	a.apiKeys = cfg.APIKeys
 
 	ru, err := url.Parse(cfg.Resource)
@@ -124,26 +124,40 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 // Enabled reports whether callers must authenticate.
 func (a *Authenticator) Enabled() bool { return a != nil && a.cfg.Enabled() }
 
-// scopeTable is what each tool of the served catalog requires.
+// scopeTable is what each tool and projection of the served catalog
+// requires.
 type scopeTable struct {
-	// byTool are the scopes each tool needs, by tool name.
+	// byTool are the scopes each tool needs, by tool name: the catalog's
+	// tools and the get_/list_ tools of its projections.
 	byTool map[string][]string
+	// byProjection are the scopes reading each projection's resources
+	// needs, by projection name.
+	byProjection map[string][]string
 	// all is the union of every tool's scopes and the default scopes,
 	// sorted.
 	all []string
 }
 
-// newScopeTable builds the table of tools under cfg. Entries of prev for
-// tools no longer listed are kept: a tool removed by a reload may still be
-// registered for a moment, and must not become callable without its
-// scopes meanwhile (a tool the table does not know is left to the SDK).
-func newScopeTable(cfg *catalog.ServerAuth, tools []*catalog.Tool, prev *scopeTable) *scopeTable {
-	t := &scopeTable{byTool: make(map[string][]string, len(tools))}
+// newScopeTable builds the table of the tools and projections of cat
+// under cfg. Entries of prev for tools and projections no longer listed
+// are kept: one removed by a reload may still be registered for a moment,
+// and must not become callable without its scopes meanwhile (a tool the
+// table does not know is left to the SDK).
+func newScopeTable(cfg *catalog.ServerAuth, cat *catalog.Catalog, prev *scopeTable) *scopeTable {
+	t := &scopeTable{byTool: make(map[string][]string, len(cat.Tools)), byProjection: map[string][]string{}}
 	if prev != nil {
 		maps.Copy(t.byTool, prev.byTool)
+		maps.Copy(t.byProjection, prev.byProjection)
 	}
-	for _, tool := range tools {
+	for _, tool := range cat.Tools {
 		t.byTool[tool.Name] = cfg.ToolScopes(tool)
+	}
+	for name, p := range cat.Projections {
+		need := cfg.ProjectionScopes(p)
+		t.byProjection[name] = need
+		// The tools projection.Register adds for it.
+		t.byTool["get_"+name] = need
+		t.byTool["list_"+name] = need
 	}
 	seen := map[string]bool{}
 	add := func(scopes []string) {
@@ -179,7 +193,7 @@ func (a *Authenticator) Reload(cat *catalog.Catalog) {
 	if !sameAuth(cat.Auth, a.cfg) {
 		a.log.Warn("catalog reload: the auth section changed; it applies after a restart (tool scopes are reloaded now, under the section in force)")
 	}
-	a.tools.Store(newScopeTable(a.cfg, cat.Tools, a.table()))
+	a.tools.Store(newScopeTable(a.cfg, cat, a.table()))
 }
 
 // sameAuth reports whether two auth sections say the same, wherever they

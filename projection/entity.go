@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/toolbus/toolbus/catalog"
 )
 
 // BucketPrefix starts the KV bucket name of every projection.
@@ -25,7 +27,7 @@ const BucketPrefix = "toolbus_state_"
 func Bucket(projection string) string { return BucketPrefix + projection }
 
 // URIPrefix starts every projection resource URI.
-const URIPrefix = "toolbus://state/"
+const URIPrefix = catalog.ProjectionURIPrefix
 
 // ListURI is the resource listing a projection's entities.
 func ListURI(projection string) string { return URIPrefix + projection }

@@ -48,6 +48,12 @@ type authRig struct {
 
 func newAuthRig(t *testing.T) *authRig {
 	t.Helper()
+	return newAuthRigWith(t, "")
+}
+
+// newAuthRigWith is newAuthRig with extra catalog sections appended.
+func newAuthRigWith(t *testing.T, extra string) *authRig {
+	t.Helper()
 	r := &authRig{op: mcpauthtest.Start(t)}
 	ns := bustest.Server(t)
 	nc, js := bustest.Connect(t, ns)
@@ -73,7 +79,7 @@ tools:
   - {name: get_customer, description: Get one., upstream: crm, method: GET, path: /c}
   - {name: delete_customer, description: Delete one., upstream: crm, method: DELETE, path: /c}
   - {name: get_employee, description: Get one., upstream: hr, method: GET, path: /e}
-`, r.resource, r.op.Issuer())
+`, r.resource, r.op.Issuer()) + extra
 	cat, err := catalog.Parse("auth.yaml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -360,5 +366,71 @@ func TestDirectCallScopesAndSessionOwner(t *testing.T) {
 	anon := &rawClient{url: r.url, version: alice.version, session: alice.session}
 	if d := compareDirect(t, r.svc, anon, nil, call(5, "get_customer"), false); !strings.HasPrefix(d, "401") {
 		t.Errorf("no token: %s", d)
+	}
+}
+
+// TestProjectionScopes: a projection's tools, resources and subscriptions
+// need its scopes (declared, or the read-only default), on every path:
+// tools/list filtering, tools/call (403 at the HTTP layer), resources/read
+// and resources/subscribe.
+func TestProjectionScopes(t *testing.T) {
+	t.Setenv("AUTH_STRIPE_SECRET", "whsec_auth_test")
+	r := newAuthRigWith(t, `sources:
+  stripe: {scheme: stripe, secrets: ["${env:AUTH_STRIPE_SECRET}"]}
+projections:
+  payments: {sources: [stripe], key: data.object.customer, scopes: [payments.read]}
+  refunds: {sources: [stripe], key: data.object.customer}
+`)
+	ctx := ctxTimeout(t, 20*time.Second)
+	alice, err := r.connect(t, r.token(t, "alice", "tools.read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := alice.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tl := range res.Tools {
+		names = append(names, tl.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"get_customer", "get_employee", "get_refunds", "list_refunds"}; !slices.Equal(names, want) {
+		t.Errorf("alice's tools = %v, want %v (payments needs payments.read)", names, want)
+	}
+	for _, uri := range []string{"toolbus://state/payments/cus_1", "toolbus://state/payments"} {
+		_, err := alice.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
+		if err == nil || !strings.Contains(err.Error(), "insufficient scope: projection payments requires scopes payments.read") {
+			t.Errorf("alice reading %s: %v, want insufficient scope", uri, err)
+		}
+	}
+	if err := alice.Subscribe(ctx, &mcp.SubscribeParams{URI: "toolbus://state/payments/cus_1"}); err == nil || !strings.Contains(err.Error(), "insufficient scope") {
+		t.Errorf("alice subscribing to payments: %v, want insufficient scope", err)
+	}
+	// refunds needs the read-only default, which alice has: not found, not
+	// refused.
+	if _, err := alice.ReadResource(ctx, &mcp.ReadResourceParams{URI: "toolbus://state/refunds/cus_1"}); err == nil || strings.Contains(err.Error(), "scope") {
+		t.Errorf("alice reading a missing refund: %v, want resource not found", err)
+	}
+	if err := alice.Subscribe(ctx, &mcp.SubscribeParams{URI: "toolbus://state/refunds/cus_1"}); err != nil {
+		t.Errorf("alice subscribing to refunds: %v", err)
+	}
+	if _, err := alice.CallTool(ctx, &mcp.CallToolParams{Name: "get_payments", Arguments: map[string]any{"key": "cus_1"}}); err == nil || !strings.Contains(err.Error(), `403: Bearer error="insufficient_scope", scope="payments.read"`) {
+		t.Errorf("alice calling get_payments: %v, want 403 insufficient_scope for payments.read", err)
+	}
+
+	bob, err := r.connect(t, r.token(t, "bob", "tools.read", "payments.read"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.CallTool(ctx, &mcp.CallToolParams{Name: "get_payments", Arguments: map[string]any{"key": "cus_1"}})
+	if err != nil {
+		t.Fatalf("bob calling get_payments: %v", err)
+	}
+	if !got.IsError || !strings.Contains(got.Content[0].(*mcp.TextContent).Text, "not found") {
+		t.Errorf("bob's get_payments of a missing entity: %+v, want a not-found tool error", got.Content)
+	}
+	if _, err := bob.ReadResource(ctx, &mcp.ReadResourceParams{URI: "toolbus://state/payments"}); err != nil {
+		t.Errorf("bob listing payments: %v", err)
 	}
 }
