@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/toolbus/toolbus/bus/bustest"
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/projection"
@@ -52,32 +50,10 @@ func TestNotifyReady(t *testing.T) {
 	}
 
 	reader := projection.NewReader(js, cat)
-	srv := mcp.NewServer(&mcp.Implementation{Name: "test"}, &mcp.ServerOptions{
-		Logger:             bustest.Logger(),
-		SubscribeHandler:   projection.SubscribeHandler(cat),
-		UnsubscribeHandler: projection.UnsubscribeHandler,
-	})
-	projection.Register(srv, reader, cat)
-	updated := make(chan string, 16)
-	client := mcp.NewClient(&mcp.Implementation{Name: "client"}, &mcp.ClientOptions{
-		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			updated <- req.Params.URI
-		},
-	})
-	subs := projectiontest.Watch(client)
-	st, ct := mcp.NewInMemoryTransports()
-	ss, err := srv.Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ss.Close()
-	cs, err := client.Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	srv := projectiontest.Server(reader, cat)
+	cs := projectiontest.ConnectInMemory(t, ctx, srv)
 	uri := projection.EntityURI("payments", "cus_1")
-	if err := subs.Subscribe(ctx, cs, uri); err != nil {
+	if err := cs.Subscribe(ctx, uri); err != nil {
 		t.Fatal(err)
 	}
 
@@ -126,7 +102,7 @@ func TestNotifyReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case got := <-updated:
+	case got := <-cs.Updated:
 		if got != uri {
 			t.Errorf("notified of %s, want %s", got, uri)
 		}

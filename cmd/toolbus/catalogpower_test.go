@@ -92,17 +92,7 @@ func newPowerRig(t *testing.T, src string, extra string, o rigOptions) *powerRig
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []lifecycle{worker, front} {
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(sctx)
-		_ = worker.Shutdown(sctx)
-	})
+	startServices(t, ctx, worker, front)
 	srv := httptest.NewServer(front.MCPHandler())
 	t.Cleanup(srv.Close)
 	return &powerRig{crm: up, crmURL: upSrv.URL, dir: dir, url: srv.URL, front: front, worker: worker, js: js, cat: cat, path: path}

@@ -138,17 +138,7 @@ func newGQLReloadRig(t *testing.T) *gqlReloadRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []lifecycle{w, front} {
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(sctx)
-		_ = w.Shutdown(sctx)
-	})
+	startServices(t, ctx, w, front)
 	rig.logs = &syncLog{}
 	r, err := startCatalogReload(ctx, js, 0, cat, []lifecycle{w, front}, "", slog.New(slog.NewTextHandler(rig.logs, nil)))
 	if err != nil {

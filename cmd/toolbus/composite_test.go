@@ -239,17 +239,7 @@ func newCompositeRig(t *testing.T) *compositeRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []lifecycle{worker, front} {
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(sctx)
-		_ = worker.Shutdown(sctx)
-	})
+	startServices(t, ctx, worker, front)
 	srv := httptest.NewServer(front.MCPHandler())
 	t.Cleanup(srv.Close)
 	return &compositeRig{up: up, tel: tel, exp: exp, s: mcpSession(t, srv.URL)}

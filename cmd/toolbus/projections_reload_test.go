@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,9 +17,6 @@ import (
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/projection"
 	"github.com/toolbus/toolbus/projection/projectiontest"
-	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
-	stateupdater "github.com/toolbus/toolbus/services/state-updater"
-	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
 )
 
 const (
@@ -69,63 +65,25 @@ func TestHotReloadProjections(t *testing.T) {
 	if err := bus.DefaultTopology().Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	log := bustest.Logger()
-	ingest, err := webhookingest.New(webhookingest.Options{Catalog: cat, NC: nc, JS: js, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	updater, err := stateupdater.New(stateupdater.Options{Catalog: cat, NC: nc, JS: js, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	front, err := mcpfront.New(mcpfront.Options{Catalog: cat, NC: nc, JS: js, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcs := []lifecycle{updater, ingest, front}
-	for _, s := range svcs {
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, s := range slices.Backward(svcs) {
-			_ = s.Shutdown(sctx)
-		}
-	})
-	mux := http.NewServeMux()
-	mux.Handle("/webhooks/", ingest.Handler())
-	mux.Handle("/mcp", front.MCPHandler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	r, err := startCatalogReload(ctx, js, 0, cat, svcs, path, log)
+	stack := startStateStack(t, ctx, cat, nc, js, nil)
+	r, err := startCatalogReload(ctx, js, 0, cat, stack.services(), path, bustest.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Stop)
 
 	changed := make(chan struct{}, 100)
-	updated := make(chan string, 16)
-	client := mcp.NewClient(&mcp.Implementation{Name: "reload", Version: "test"}, &mcp.ClientOptions{
+	cs := projectiontest.Connect(t, ctx, &mcp.StreamableClientTransport{Endpoint: stack.url + "/mcp"}, &mcp.ClientOptions{
 		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) { changed <- struct{}{} },
-		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) { updated <- req.Params.URI },
 	})
-	subs := projectiontest.Watch(client)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	if got, want := toolNames(t, cs), []string{"get_payments", "list_payments"}; !slices.Equal(got, want) {
+	if got, want := toolNames(t, cs.ClientSession), []string{"get_payments", "list_payments"}; !slices.Equal(got, want) {
 		t.Fatalf("tools = %v, want %v", got, want)
 	}
 
 	refund := func(id string, amount int) {
 		t.Helper()
 		body := fmt.Sprintf(`{"id":%q,"type":"charge.refunded","created":1700000000,"data":{"object":{"customer":"cus_1","amount_refunded":%d}}}`, id, amount)
-		if st := sendStripe(t, srv.URL, id, body, nil); st != http.StatusAccepted {
+		if st := sendStripe(t, stack.url, id, body, nil); st != http.StatusAccepted {
 			t.Fatalf("refund %s answered %d, want 202", id, st)
 		}
 	}
@@ -133,12 +91,12 @@ func TestHotReloadProjections(t *testing.T) {
 
 	write(projReloadV1 + projReloadRefunds)
 	waitChanged(t, changed)
-	if got, want := toolNames(t, cs), []string{"get_payments", "get_refunds", "list_payments", "list_refunds"}; !slices.Equal(got, want) {
+	if got, want := toolNames(t, cs.ClientSession), []string{"get_payments", "get_refunds", "list_payments", "list_refunds"}; !slices.Equal(got, want) {
 		t.Fatalf("tools after adding refunds = %v, want %v", got, want)
 	}
 	// Built from the event stored before: eventually there.
 	for {
-		res := callTool(t, cs, "get_refunds", map[string]any{"key": "cus_1"})
+		res := callTool(t, cs.ClientSession, "get_refunds", map[string]any{"key": "cus_1"})
 		if !res.IsError {
 			if v, _ := structuredOf(t, res)["value"].(map[string]any); v["refunded"] != 500.0 {
 				t.Fatalf("get_refunds = %v, want refunded 500 from the stored event", structuredOf(t, res))
@@ -151,12 +109,12 @@ func TestHotReloadProjections(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	uri := projection.EntityURI("refunds", "cus_1")
-	if err := subs.Subscribe(ctx, cs, uri); err != nil {
+	if err := cs.Subscribe(ctx, uri); err != nil {
 		t.Fatal(err)
 	}
 	refund("evt_refund_2", 700)
 	select {
-	case got := <-updated:
+	case got := <-cs.Updated:
 		if got != uri {
 			t.Errorf("notified of %s, want %s", got, uri)
 		}
@@ -166,7 +124,7 @@ func TestHotReloadProjections(t *testing.T) {
 
 	write(projReloadV1)
 	waitChanged(t, changed)
-	if got, want := toolNames(t, cs), []string{"get_payments", "list_payments"}; !slices.Equal(got, want) {
+	if got, want := toolNames(t, cs.ClientSession), []string{"get_payments", "list_payments"}; !slices.Equal(got, want) {
 		t.Errorf("tools after removing refunds = %v, want %v", got, want)
 	}
 	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -20,9 +19,6 @@ import (
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/projection"
 	"github.com/toolbus/toolbus/projection/projectiontest"
-	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
-	stateupdater "github.com/toolbus/toolbus/services/state-updater"
-	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
 	"github.com/toolbus/toolbus/telemetry"
 )
 
@@ -68,72 +64,23 @@ projections:
 	if err := bus.DefaultTopology().Ensure(ctx, js); err != nil {
 		t.Fatal(err)
 	}
-	log := bustest.Logger()
-	ingest, err := webhookingest.New(webhookingest.Options{
-		Catalog: cat, NC: nc, JS: js, Instance: "i1", Logger: log,
-		TracerProvider: tel.TracerProvider(svcWebhooks), MeterProvider: tel.MeterProvider(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	updater, err := stateupdater.New(stateupdater.Options{
-		Catalog: cat, NC: nc, JS: js, Instance: "u1", Logger: log,
-		TracerProvider: tel.TracerProvider(svcStateUpd), MeterProvider: tel.MeterProvider(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	front, err := mcpfront.New(mcpfront.Options{
-		Catalog: cat, NC: nc, JS: js, Instance: "f1", Logger: log,
-		TracerProvider: tel.TracerProvider(svcMCPFront), MeterProvider: tel.MeterProvider(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []lifecycle{updater, ingest, front} {
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(sctx)
-		_ = ingest.Shutdown(sctx)
-		_ = updater.Shutdown(sctx)
-	})
-	mux := http.NewServeMux()
-	mux.Handle("/webhooks/", ingest.Handler())
-	mux.Handle("/mcp", front.MCPHandler())
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := startStateStack(t, ctx, cat, nc, js, tel)
 
 	const entityKey = "pi_secretive_43"
 	uri := projection.EntityURI("payments", entityKey)
-	updated := make(chan string, 16)
-	client := mcp.NewClient(&mcp.Implementation{Name: "subscriber", Version: "test"}, &mcp.ClientOptions{
-		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			updated <- req.Params.URI
-		},
-	})
-	subs := projectiontest.Watch(client)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: srv.URL + "/mcp"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.Close() })
-	if err := subs.Subscribe(ctx, cs, uri); err != nil {
+	cs := projectiontest.Connect(t, ctx, &mcp.StreamableClientTransport{Endpoint: srv.url + "/mcp"}, nil)
+	if err := cs.Subscribe(ctx, uri); err != nil {
 		t.Fatal(err)
 	}
 
 	providerTrace, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	const id = "evt_trace_notify_1"
 	body := fmt.Sprintf(`{"id":%q,"type":"payment_intent.succeeded","created":1700000002,"data":{"object":{"id":%q,"amount":99}}}`, id, entityKey)
-	if st := sendStripe(t, srv.URL, id, body, http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}); st != http.StatusAccepted {
+	if st := sendStripe(t, srv.url, id, body, http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}); st != http.StatusAccepted {
 		t.Fatalf("webhook answered %d, want 202", st)
 	}
 	select {
-	case got := <-updated:
+	case got := <-cs.Updated:
 		if got != uri {
 			t.Fatalf("notified of %q, want %q", got, uri)
 		}

@@ -99,17 +99,7 @@ tools:
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, s := range []lifecycle{worker, front} {
-		if err := s.Start(ctx); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	tb.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = front.Shutdown(sctx)
-		_ = worker.Shutdown(sctx)
-	})
+	startServices(tb, ctx, worker, front)
 	mux := http.NewServeMux()
 	mux.Handle("/mcp", front.MCPHandler())
 	mux.Handle("GET /metrics", tel.MetricsHandler())

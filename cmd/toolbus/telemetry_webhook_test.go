@@ -84,17 +84,7 @@ projections:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []lifecycle{updater, ingest} {
-		if err := s.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ingest.Shutdown(sctx)
-		_ = updater.Shutdown(sctx)
-	})
+	startServices(t, ctx, updater, ingest)
 	mux := http.NewServeMux()
 	mux.Handle("/webhooks/", ingest.Handler())
 	mux.Handle("GET /metrics", tel.MetricsHandler())

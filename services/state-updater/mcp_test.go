@@ -56,12 +56,7 @@ func TestMCPSurface(t *testing.T) {
 	b.waitIdle(t)
 
 	reader := projection.NewReader(b.js, b.cat)
-	srv := mcp.NewServer(&mcp.Implementation{Name: "test"}, &mcp.ServerOptions{
-		Logger:             bustest.Logger(),
-		SubscribeHandler:   projection.SubscribeHandler(b.cat),
-		UnsubscribeHandler: projection.UnsubscribeHandler,
-	})
-	projection.Register(srv, reader, b.cat)
+	srv := projectiontest.Server(reader, b.cat)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -72,25 +67,7 @@ func TestMCPSurface(t *testing.T) {
 			Watching: func(p string) { watching <- p },
 		})
 	})
-
-	updated := make(chan string, 16)
-	client := mcp.NewClient(&mcp.Implementation{Name: "client"}, &mcp.ClientOptions{
-		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			updated <- req.Params.URI
-		},
-	})
-	subs := projectiontest.Watch(client)
-	st, ct := mcp.NewInMemoryTransports()
-	ss, err := srv.Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ss.Close()
-	cs, err := client.Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := projectiontest.ConnectInMemory(t, ctx, srv)
 
 	uri := projection.EntityURI("payments", "cus_42")
 	res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
@@ -162,7 +139,7 @@ func TestMCPSurface(t *testing.T) {
 		}
 	}
 
-	if err := subs.Subscribe(ctx, cs, uri); err != nil {
+	if err := cs.Subscribe(ctx, uri); err != nil {
 		t.Fatal(err)
 	}
 	// The watch sees updates only: wait until the one of payments is in
@@ -176,7 +153,7 @@ func TestMCPSurface(t *testing.T) {
 	}
 	send(pay("evt_3", "cus_42", 200, 1500))
 	select {
-	case got := <-updated:
+	case got := <-cs.Updated:
 		if got != uri {
 			t.Errorf("notification for %s, want %s", got, uri)
 		}
