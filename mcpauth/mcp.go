@@ -64,7 +64,7 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 				}
 			case "tools/list":
 				res, err := next(ctx, method, req)
-				if err != nil || !a.cfg.FilterToolsList {
+				if err != nil || !a.table().filterList {
 					return res, err
 				}
 				if lr, ok := res.(*mcp.ListToolsResult); ok {

@@ -54,12 +54,13 @@ var ErrInvalidToken = fmt.Errorf("%w", auth.ErrInvalidToken)
 
 // Authenticator enforces the catalog's auth section.
 type Authenticator struct {
-	cfg     *catalog.ServerAuth
-	log     *slog.Logger
-	now     func() time.Time
-	jwks    *keySet
-	intro   *introspector
-	apiKeys []catalog.APIKey
+	// cfg is the section read at start; what a reload can change (API
+	// keys, default scopes, tools/list filtering) is in the scope table.
+	cfg   *catalog.ServerAuth
+	log   *slog.Logger
+	now   func() time.Time
+	jwks  *keySet
+	intro *introspector
 
 	// tools is the scope table of the catalog being served; Reload swaps
 	// it when the catalog is hot-reloaded.
@@ -96,7 +97,6 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 	}
 	cfg := cat.Auth
 	a.tools.Store(newScopeTable(cfg, cat, nil))
-	a.apiKeys = cfg.APIKeys
 
 	ru, err := url.Parse(cfg.Resource)
 	if err != nil {
@@ -125,8 +125,14 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 func (a *Authenticator) Enabled() bool { return a != nil && a.cfg.Enabled() }
 
 // scopeTable is what each tool and projection of the served catalog
-// requires.
+// requires, and the parts of the auth section a reload changes with them.
 type scopeTable struct {
+	// apiKeys are the API keys in force.
+	apiKeys []catalog.APIKey
+	// filterList hides from tools/list what the caller lacks scopes for.
+	filterList bool
+	// defaults are the default scopes the table was built with.
+	defaults catalog.DefaultScopes
 	// byTool are the scopes each tool needs, by tool name: the catalog's
 	// tools and the get_/list_ tools of its projections.
 	byTool map[string][]string
@@ -144,7 +150,10 @@ type scopeTable struct {
 // and must not become callable without its scopes meanwhile (a tool the
 // table does not know is left to the SDK).
 func newScopeTable(cfg *catalog.ServerAuth, cat *catalog.Catalog, prev *scopeTable) *scopeTable {
-	t := &scopeTable{byTool: make(map[string][]string, len(cat.Tools)), byProjection: map[string][]string{}}
+	t := &scopeTable{
+		apiKeys: cfg.APIKeys, filterList: cfg.FilterToolsList, defaults: cfg.DefaultScopes,
+		byTool: make(map[string][]string, len(cat.Tools)), byProjection: map[string][]string{},
+	}
 	if prev != nil {
 		maps.Copy(t.byTool, prev.byTool)
 		maps.Copy(t.byProjection, prev.byProjection)
@@ -180,20 +189,69 @@ func newScopeTable(cfg *catalog.ServerAuth, cat *catalog.Catalog, prev *scopeTab
 // table is the scope table in force.
 func (a *Authenticator) table() *scopeTable { return a.tools.Load() }
 
-// Reload takes the tools of a hot-reloaded catalog: a tool added or
-// changed requires its scopes (declared, or the defaults for its
-// annotations) from the moment it can be called. Call it before the new
-// tools are served. The auth section itself (issuers, keys, API keys,
-// default scopes) is read at start: a reloaded catalog whose section
-// differs is logged and its section ignored until a restart.
+// Reload takes the tools, projections and auth section of a hot-reloaded
+// catalog: a tool or projection added or changed requires its scopes
+// (declared, or the defaults) from the moment it can be called, so call it
+// before the new tools are served. Of the auth section, the API keys
+// (added, revoked, re-scoped: a revoked key is refused from its next
+// request on), default_scopes and filter_tools_list apply at once. The
+// rest (resource, oauth, cors) and turning authentication off are read at
+// start: a reload that changes them is logged and they wait for a restart.
 func (a *Authenticator) Reload(cat *catalog.Catalog) {
 	if !a.Enabled() || cat == nil {
 		return
 	}
-	if !sameAuth(cat.Auth, a.cfg) {
-		a.log.Warn("catalog reload: the auth section changed; it applies after a restart (tool scopes are reloaded now, under the section in force)")
+	cur := a.table()
+	sec := *a.cfg // the parts read at start
+	sec.APIKeys, sec.DefaultScopes, sec.FilterToolsList = cur.apiKeys, cur.defaults, cur.filterList
+	switch next := cat.Auth; {
+	case !next.Enabled():
+		a.log.Warn("catalog reload: the catalog turns MCP authentication off; that applies only after a restart, and the auth section in force stays")
+	default:
+		if !sameAuth(startOnly(next), startOnly(a.cfg)) {
+			a.log.Warn("catalog reload: resource, oauth or cors changed in the auth section; they apply after a restart (API keys, default scopes and filter_tools_list are reloaded now)")
+		}
+		added, removed := keyChanges(cur.apiKeys, next.APIKeys)
+		if len(added)+len(removed) > 0 {
+			a.log.Info("catalog reload: API keys changed", "added", added, "removed", removed)
+		}
+		sec.APIKeys, sec.DefaultScopes, sec.FilterToolsList = next.APIKeys, next.DefaultScopes, next.FilterToolsList
 	}
-	a.tools.Store(newScopeTable(a.cfg, cat, a.table()))
+	a.tools.Store(newScopeTable(&sec, cat, cur))
+}
+
+// startOnly is the part of an auth section read at start only.
+func startOnly(s *catalog.ServerAuth) *catalog.ServerAuth {
+	c := *s
+	c.APIKeys, c.DefaultScopes, c.FilterToolsList = nil, catalog.DefaultScopes{}, false
+	return &c
+}
+
+// keyChanges names the API keys added and removed (or changed: same name,
+// other hash, subject, tenant or scopes count as both). Names are labels,
+// never secrets.
+func keyChanges(old, next []catalog.APIKey) (added, removed []string) {
+	differs := func(k catalog.APIKey, in []catalog.APIKey) bool {
+		k.Pos = catalog.Pos{}
+		for _, o := range in {
+			o.Pos = catalog.Pos{}
+			if reflect.DeepEqual(k, o) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, k := range next {
+		if differs(k, old) {
+			added = append(added, k.Name)
+		}
+	}
+	for _, k := range old {
+		if differs(k, next) {
+			removed = append(removed, k.Name)
+		}
+	}
+	return added, removed
 }
 
 // sameAuth reports whether two auth sections say the same, wherever they
@@ -261,20 +319,21 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 // apiKey compares the key's hash with every configured hash in constant
 // time, without stopping at a match, so timing reveals nothing.
 func (a *Authenticator) apiKey(token string) *Identity {
-	if len(a.apiKeys) == 0 {
+	keys := a.table().apiKeys
+	if len(keys) == 0 {
 		return nil
 	}
 	sum := sha256.Sum256([]byte(token))
 	found := -1
-	for i := range a.apiKeys {
-		if subtle.ConstantTimeCompare(sum[:], a.apiKeys[i].SHA256[:]) == 1 {
+	for i := range keys {
+		if subtle.ConstantTimeCompare(sum[:], keys[i].SHA256[:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return nil
 	}
-	k := a.apiKeys[found]
+	k := keys[found]
 	return &Identity{
 		Subject:   k.Subject,
 		Tenant:    k.Tenant,

@@ -336,6 +336,31 @@ func TestHotReloadScopes(t *testing.T) {
 	if res := callTool(t, reader, "get_customer", map[string]any{"id": 1}); res.IsError {
 		t.Errorf("reader's get_customer: %s", textOf(res))
 	}
+	// Revoking the admin key takes effect with the next request.
+	revoked := strings.Replace(keys.Replace(reloadScopesV2), "    - {name: admin, sha256: "+sha("admin-key-0123456789")+", scopes: [\"*\"]}\n", "", 1)
+	if revoked == keys.Replace(reloadScopesV2) {
+		t.Fatal("the test catalog has no admin key line to remove")
+	}
+	writeRigCatalog(t, rig, revoked)
+	if _, _, err := applyBundle(ctx, rig.js, 0, rig.path); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, err := admin.CallTool(ctx, &mcp.CallToolParams{Name: "get_customer", Arguments: map[string]any{"id": 1}})
+		if err != nil {
+			if !strings.Contains(err.Error(), "Unauthorized") {
+				t.Errorf("the revoked admin key: %v, want 401 Unauthorized", err)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the admin key still works after the catalog that revokes it was applied")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if res := callTool(t, reader, "get_customer", map[string]any{"id": 1}); res.IsError {
+		t.Errorf("reader's get_customer after revoking admin: %s", textOf(res))
+	}
 	// Refused with 403 insufficient_scope (the SDK client then closes).
 	res, err := reader.CallTool(ctx, &mcp.CallToolParams{Name: "get_order", Arguments: map[string]any{"id": 1}})
 	if err == nil {

@@ -24,8 +24,9 @@ func (s *Service) current() *served { return s.cur.Load() }
 // changed ones replaced and removed ones dropped, and MCP clients are sent
 // notifications/tools/list_changed (the SDK does so on AddTool and
 // RemoveTools). Calls in flight finish with the tool they started with.
-// Projections follow (state.go). On error nothing changes. The auth
-// section is read at start only: changing it needs a restart.
+// Projections follow (state.go), and so do the API keys and default
+// scopes of the auth section (mcpauth.Authenticator.Reload). On error
+// nothing changes.
 func (s *Service) Reload(cat *catalog.Catalog) error {
 	if cat == nil {
 		return errors.New("mcpfront: reload: no catalog")
