@@ -222,21 +222,59 @@ func (s *Service) Reselect(cat *catalog.Catalog) (ups, fresh []*catalog.Upstream
 	return ups, fresh
 }
 
-// ServeNew is Add for a reload, within a bound of its own: the catalog is
-// already served, and an error says which of its new upstreams are not
-// consumed yet.
-func (s *Service) ServeNew(fresh []*catalog.Upstream) error {
-	if len(fresh) == 0 {
-		return nil
-	}
+// ServeNew serves the upstreams ups of a reloaded catalog (Reselect's),
+// within a bound of its own: the fresh ones get their consumers (Add), and
+// a served upstream whose concurrency changed gets its consumer's
+// MaxAckPending updated (Retune). The catalog is already served; an error
+// says which consumers do not follow it yet.
+func (s *Service) ServeNew(ups, fresh []*catalog.Upstream) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	added, err := s.Add(ctx, fresh)
-	if len(added) > 0 {
-		s.log.Info("catalog reload: serving new upstreams", "upstreams", added)
+	var errs []error
+	if len(fresh) > 0 {
+		added, err := s.Add(ctx, fresh)
+		if len(added) > 0 {
+			s.log.Info("catalog reload: serving new upstreams", "upstreams", added)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("reload: the new catalog is served, but not all of its new upstreams yet (the next reload tries again): %w", err)
+	if err := s.Retune(ctx, ups); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("reload: the new catalog is served, but not all of its consumers follow it yet (the next reload tries again): %w", err)
+	}
+	return nil
+}
+
+// Retune updates the consumer of every served upstream in ups whose
+// concurrency differs from the one it is served with: the consumer's
+// MaxAckPending is the upstream's cluster-wide limit, so every replica
+// sets the same value, and in-flight calls keep running. It returns the
+// first consumer it could not update; that upstream keeps its old limit,
+// and a later Retune tries again.
+func (s *Service) Retune(ctx context.Context, ups []*catalog.Upstream) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.worker == nil {
+		return nil
+	}
+	for _, u := range ups {
+		i := slices.IndexFunc(s.upstreams, func(v *catalog.Upstream) bool { return v.Name == u.Name })
+		if i < 0 || s.upstreams[i].Concurrency == u.Concurrency {
+			continue
+		}
+		cfg := s.consumer(u).Config()
+		if err := bus.Declare(ctx, func(ctx context.Context) error {
+			_, err := s.opts.JS.UpdateConsumer(ctx, bus.StreamCalls, cfg)
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: update the consumer of upstream %s: %w", s.role.Name, u.Name, err)
+		}
+		s.log.Info("catalog reload: upstream concurrency changed", "upstream", u.Name, "from", s.upstreams[i].Concurrency, "to", u.Concurrency)
+		s.upstreams[i] = u
 	}
 	return nil
 }

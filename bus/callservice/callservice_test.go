@@ -189,6 +189,28 @@ func TestReselectAndAdd(t *testing.T) {
 	if added, err := s.Add(ctx, fresh); err != nil || len(added) != 0 {
 		t.Errorf("second Add = %v, %v; want nothing added", added, err)
 	}
+	// zeta's concurrency changes: its consumer's MaxAckPending follows.
+	retuned := &catalog.Catalog{Upstreams: map[string]*catalog.Upstream{
+		"zeta": {Name: "zeta", Kind: catalog.KindREST, Concurrency: 7},
+		"beta": {Name: "beta", Kind: catalog.KindREST, Concurrency: 1},
+	}}
+	rups, rfresh := s.Reselect(retuned)
+	if err := s.ServeNew(rups, rfresh); err != nil {
+		t.Fatal(err)
+	}
+	for up, want := range map[string]int{"zeta": 7, "beta": 1} {
+		c, err := js.Consumer(ctx, bus.StreamCalls, bus.CallConsumerName("rest", up))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Config.MaxAckPending != want {
+			t.Errorf("%s's consumer after the reload: MaxAckPending %d, want %d", up, info.Config.MaxAckPending, want)
+		}
+	}
 	// A worker given a list keeps to it: nothing is fresh.
 	listed, err := callservice.New(role, callservice.Options{Catalog: testCatalog(), NC: nc, JS: js, Logger: bustest.Logger(), Upstreams: []string{"zeta"}})
 	if err != nil {

@@ -64,5 +64,5 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	// Connections of the old clients close once their calls finish.
 	old.h.closeIdle()
 	s.log.Info("catalog reloaded", "digest", cat.Digest, "tools", len(h.routes))
-	return s.life.ServeNew(fresh)
+	return s.life.ServeNew(ups, fresh)
 }
