@@ -28,7 +28,15 @@ const (
 	BucketCache         = "toolbus_cache"
 	BucketContinuations = "toolbus_continuations"
 	BucketCatalog       = "toolbus_catalog"
+	// BucketConsoleSessions holds the operator console's browser sessions
+	// under the SHA-256 of their id, so that any replica serving the
+	// console knows them.
+	BucketConsoleSessions = "toolbus_console_sessions"
 )
+
+// ConsoleSessionMaxTTL is the age at which a console session record is
+// dropped, whatever session lifetime the console was given.
+const ConsoleSessionMaxTTL = 24 * time.Hour
 
 // DefaultResultTTL is how long the result of a mutating call is kept.
 const DefaultResultTTL = 24 * time.Hour
@@ -82,6 +90,14 @@ func (t Topology) KeyValues() []jetstream.KeyValueConfig {
 			Storage:     t.Storage,
 			Replicas:    t.Replicas,
 			TTL:         ContinuationTTL,
+		},
+		{
+			Bucket:      BucketConsoleSessions,
+			Description: "Toolbus operator console sessions by SHA-256 of the session id",
+			History:     1,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			TTL:         ConsoleSessionMaxTTL,
 		},
 		{
 			Bucket:      BucketCatalog,

@@ -2,21 +2,25 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/mcpauth"
 )
 
 // cookieName is the session cookie. Its value is a random session id; the
 // credential itself never goes back to the browser.
 const cookieName = "toolbus_console"
-
-// maxSessions bounds the sessions kept; the oldest is dropped beyond it.
-const maxSessions = 10000
 
 // principal is who makes a request.
 type principal struct {
@@ -29,11 +33,19 @@ type principal struct {
 	sid string
 }
 
+// session is a browser session as stored in bus.BucketConsoleSessions,
+// under sessionKey of its id: any replica serving the console reads it.
 type session struct {
-	who     string
-	csrf    string
-	expires time.Time
-	created time.Time
+	Who     string    `json:"who"`
+	CSRF    string    `json:"csrf"`
+	Expires time.Time `json:"expires"`
+}
+
+// sessionKey is where a session is stored: the SHA-256 of its id, so that
+// reading the bucket gives no cookie to replay.
+func sessionKey(sid string) string {
+	sum := sha256.Sum256([]byte(sid))
+	return hex.EncodeToString(sum[:])
 }
 
 // authn decides who may use the console.
@@ -47,16 +59,27 @@ type authn struct {
 	// openCSRF protects the demo's open console against cross-site forms.
 	openCSRF string
 
-	mu       sync.Mutex
-	sessions map[string]*session
+	// sessions is bus.BucketConsoleSessions, opened by Start.
+	sessions atomic.Pointer[jetstream.KeyValue]
 }
 
 func newAuthn(o Options) *authn {
 	return &authn{
-		verify: o.Auth, scope: o.AdminScope, open: o.Open, ttl: o.SessionTTL, secure: o.SecureCookies, now: o.Now,
+		verify: o.Auth, scope: o.AdminScope, open: o.Open, ttl: min(o.SessionTTL, bus.ConsoleSessionMaxTTL), secure: o.SecureCookies, now: o.Now,
 		openCSRF: randomToken(),
-		sessions: map[string]*session{},
 	}
+}
+
+// errNoSessions: the session bucket is not open (the console is not
+// started, or the bus is unreachable).
+var errNoSessions = errors.New("console sessions are not available")
+
+func (a *authn) store() (jetstream.KeyValue, error) {
+	kv := a.sessions.Load()
+	if kv == nil {
+		return nil, errNoSessions
+	}
+	return *kv, nil
 }
 
 // errNotAdmin: the credential is valid but lacks the admin scope.
@@ -96,22 +119,35 @@ func (a *authn) identify(r *http.Request) (p principal, ok bool, err error) {
 	if err != nil || ck.Value == "" {
 		return principal{}, false, nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	s := a.sessions[ck.Value]
-	if s == nil {
+	kv, err := a.store()
+	if err != nil {
+		return principal{}, false, err
+	}
+	entry, err := kv.Get(r.Context(), sessionKey(ck.Value))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return principal{}, false, nil
+	case err != nil:
+		return principal{}, false, fmt.Errorf("read console session: %w", err)
+	}
+	var s session
+	if err := json.Unmarshal(entry.Value(), &s); err != nil {
+		return principal{}, false, nil // not a session this version wrote
+	}
+	if !a.now().Before(s.Expires) {
+		_ = kv.Delete(r.Context(), sessionKey(ck.Value))
 		return principal{}, false, nil
 	}
-	if !a.now().Before(s.expires) {
-		delete(a.sessions, ck.Value)
-		return principal{}, false, nil
-	}
-	return principal{who: s.who, csrf: s.csrf, sid: ck.Value}, true, nil
+	return principal{who: s.Who, csrf: s.CSRF, sid: ck.Value}, true, nil
 }
 
 // login opens a session for an admin credential and sets its cookie.
 func (a *authn) login(w http.ResponseWriter, r *http.Request, token string) error {
 	id, err := a.check(r.Context(), token)
+	if err != nil {
+		return err
+	}
+	kv, err := a.store()
 	if err != nil {
 		return err
 	}
@@ -121,23 +157,13 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request, token string) erro
 		exp = id.Expiry
 	}
 	sid := randomToken()
-	a.mu.Lock()
-	for k, s := range a.sessions {
-		if !now.Before(s.expires) {
-			delete(a.sessions, k)
-		}
+	rec, err := json.Marshal(session{Who: id.String(), CSRF: randomToken(), Expires: exp})
+	if err != nil {
+		return err
 	}
-	if len(a.sessions) >= maxSessions {
-		var oldest string
-		for k, s := range a.sessions {
-			if oldest == "" || s.created.Before(a.sessions[oldest].created) {
-				oldest = k
-			}
-		}
-		delete(a.sessions, oldest)
+	if _, err := kv.Create(r.Context(), sessionKey(sid), rec); err != nil {
+		return fmt.Errorf("store console session: %w", err)
 	}
-	a.sessions[sid] = &session{who: id.String(), csrf: randomToken(), expires: exp, created: now}
-	a.mu.Unlock()
 	http.SetCookie(w, &http.Cookie{
 		Name: cookieName, Value: sid, Path: BasePath + "/",
 		Expires: exp, HttpOnly: true, SameSite: http.SameSiteStrictMode,
@@ -148,9 +174,9 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request, token string) erro
 
 func (a *authn) logout(w http.ResponseWriter, r *http.Request, p principal) {
 	if p.sid != "" {
-		a.mu.Lock()
-		delete(a.sessions, p.sid)
-		a.mu.Unlock()
+		if kv, err := a.store(); err == nil {
+			_ = kv.Delete(r.Context(), sessionKey(p.sid))
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: BasePath + "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: a.secure || r.TLS != nil})

@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/events"
 	"github.com/toolbus/toolbus/mcpauth"
@@ -178,6 +179,14 @@ func (c *Console) Start(ctx context.Context) error {
 	}
 	if c.sub != nil {
 		return nil
+	}
+	if !c.opts.Open {
+		// Sessions live on the bus, so that every replica knows them.
+		kv, err := c.js.KeyValue(ctx, bus.BucketConsoleSessions)
+		if err != nil {
+			return fmt.Errorf("console: open the session bucket %s (bus.Topology.Ensure creates it): %w", bus.BucketConsoleSessions, err)
+		}
+		c.auth.sessions.Store(&kv)
 	}
 	sub, err := c.nc.Subscribe(events.SubjectAll, func(m *nats.Msg) { c.feed.receive(m.Subject, m.Data) })
 	if err != nil {

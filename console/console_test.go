@@ -100,6 +100,17 @@ func newRig(t *testing.T, open bool) *rig {
 	t.Setenv("CONSOLE_TEST_STRIPE_SECRET", "whsec_test")
 	ns := bustest.Server(t)
 	nc, js := bustest.Connect(t, ns)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := bus.DefaultTopology().Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	return newRigOn(t, nc, js, open)
+}
+
+// newRigOn is a console over the given bus (another replica's, say).
+func newRigOn(t *testing.T, nc *nats.Conn, js jetstream.JetStream, open bool) *rig {
+	t.Helper()
 	cat, err := catalog.Parse("console-test.yaml", []byte(catalogSrc))
 	if err != nil {
 		t.Fatal(err)
@@ -563,5 +574,69 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSessionsAcrossReplicas: a session opened on one console replica is
+// known to another on the same bus, and signing out on either ends it on
+// both; the bucket holds no session id a reader could replay.
+func TestSessionsAcrossReplicas(t *testing.T) {
+	a := newRig(t, false)
+	b := newRigOn(t, a.nc, a.js, false)
+	signIn := a.do("POST", "/console/login", "", strings.NewReader(url.Values{"token": {adminKey}}.Encode()),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if signIn.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in on replica a: %d", signIn.StatusCode)
+	}
+	var sid string
+	for _, ck := range signIn.Cookies() {
+		if ck.Name == "toolbus_console" {
+			sid = ck.Value
+		}
+	}
+	if sid == "" {
+		t.Fatal("no session cookie")
+	}
+	page := func(r *rig) *http.Response {
+		t.Helper()
+		return r.do("GET", "/console/dlq", "", nil, map[string]string{"Cookie": "toolbus_console=" + sid})
+	}
+	res := page(b)
+	body := readBody(t, res)
+	if res.StatusCode != http.StatusOK || !strings.Contains(body, "apikey:ops") {
+		t.Fatalf("replica b with a's session: %d", res.StatusCode)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	if csrf == nil {
+		t.Fatal("no CSRF token on replica b's page")
+	}
+
+	// What the bucket holds: one session, not under its id, without it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := a.js.KeyValue(ctx, bus.BucketConsoleSessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("session keys %v, %v; want one", keys, err)
+	}
+	e, err := kv.Get(ctx, keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys[0] == sid || strings.Contains(string(e.Value()), sid) || strings.Contains(string(e.Value()), adminKey) {
+		t.Error("the session bucket holds the session id or the credential")
+	}
+
+	// Signing out on b ends the session on a.
+	out := b.do("POST", "/console/logout", "", strings.NewReader(url.Values{"csrf": {csrf[1]}}.Encode()),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Cookie": "toolbus_console=" + sid})
+	if out.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out on replica b: %d", out.StatusCode)
+	}
+	if res := page(a); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/console/login") {
+		t.Errorf("replica a after signing out on b: %d to %q, want the sign-in page", res.StatusCode, res.Header.Get("Location"))
 	}
 }
