@@ -640,3 +640,14 @@ func TestSessionsAcrossReplicas(t *testing.T) {
 		t.Errorf("replica a after signing out on b: %d to %q, want the sign-in page", res.StatusCode, res.Header.Get("Location"))
 	}
 }
+
+// TestTracePageRefusesBadIDs: only a trace id goes into the URL read from
+// Jaeger.
+func TestTracePageRefusesBadIDs(t *testing.T) {
+	r := newRig(t, true)
+	for _, id := range []string{"nothex0123456789", "0123456789abcde", "..%2f..%2fapi%2fservices", "0123456789abcdef0"} {
+		if res := r.do("GET", "/console/traces/"+id, "", nil, nil); res.StatusCode != http.StatusBadRequest {
+			t.Errorf("trace id %q: %d, want 400", id, res.StatusCode)
+		}
+	}
+}

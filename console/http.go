@@ -43,6 +43,8 @@ func (c *Console) routes() {
 	p("GET "+BasePath+"/api/calls", c.apiCalls)
 	p("GET "+BasePath+"/api/calls/stream", c.apiCallStream)
 
+	p("GET "+BasePath+"/traces/{id}", c.tracePage)
+
 	p("GET "+BasePath+"/tools", c.toolsPage)
 	p("GET "+BasePath+"/api/stats", c.apiStats)
 
@@ -112,7 +114,7 @@ type errorPage struct {
 
 var pageTitles = map[string]string{
 	"login": "Sign in", "error": "Error",
-	"calls": "Live calls", "call": "Call",
+	"calls": "Live calls", "call": "Call", "trace": "Trace",
 	"tools": "Tools and upstreams",
 	"dlq":   "Dead letters", "deadletter": "Dead letter", "replayed": "Replay",
 	"webhooks": "Webhooks", "webhook": "Webhook event", "webhookreplay": "Webhook replay",
@@ -120,7 +122,7 @@ var pageTitles = map[string]string{
 }
 
 var navOf = map[string]string{
-	"calls": "calls", "call": "calls", "tools": "tools",
+	"calls": "calls", "call": "calls", "trace": "calls", "tools": "tools",
 	"dlq": "dlq", "deadletter": "dlq", "replayed": "dlq",
 	"webhooks": "webhooks", "webhook": "webhooks", "webhookreplay": "webhooks",
 	"state": "state", "projection": "state", "entity": "state",
@@ -128,7 +130,13 @@ var navOf = map[string]string{
 
 func parsePages() (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
-		"ms":       fmtMS,
+		"ms": fmtMS,
+		"offset": func(ms float64) string {
+			if ms <= 0 {
+				return "0"
+			}
+			return fmtMS(ms)
+		},
 		"pct":      func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 		"rate":     func(f float64) string { return fmt.Sprintf("%.1f", f) },
 		"ts":       fmtTime,

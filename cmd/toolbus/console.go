@@ -33,7 +33,7 @@ func (c *consoleConfig) register(fs *flag.FlagSet) {
 		c.enabled = &v
 	}
 	fs.Var(consoleFlag{c}, "console", "serve the operator console at /console/ (default: on in demo; in serve, on when the catalog has an admin credential) [TOOLBUS_CONSOLE]")
-	fs.StringVar(&c.jaegerURL, "jaeger-ui", envOr("TOOLBUS_JAEGER_UI", ""), "Jaeger UI base URL the console links traces to, e.g. http://127.0.0.1:16686 [TOOLBUS_JAEGER_UI]")
+	fs.StringVar(&c.jaegerURL, "jaeger-ui", envOr("TOOLBUS_JAEGER_UI", ""), "Jaeger base URL, e.g. http://127.0.0.1:16686: the console shows traces read from its HTTP API and links to its UI [TOOLBUS_JAEGER_UI]")
 	fs.StringVar(&c.adminScope, "admin-scope", envOr("TOOLBUS_ADMIN_SCOPE", console.DefaultAdminScope), "scope a credential needs to use the console [TOOLBUS_ADMIN_SCOPE]")
 }
 

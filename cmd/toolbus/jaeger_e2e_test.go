@@ -94,7 +94,7 @@ projections:
 	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
 	common := []string{"serve", "--catalog", catalogPath, "--nats", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "--grpc", "none", "--http", "127.0.0.1:0", "--log-level", "info"}
-	front := startProc(t, "mcp-front", bin, append(common, "--services", "mcp-front", "--instance", "front")...)
+	front := startProc(t, "mcp-front", bin, append(common, "--services", "mcp-front", "--instance", "front", "--console", "--jaeger-ui", "http://"+query)...)
 	worker := startProc(t, "rest-worker", bin, append(common, "--services", "rest-worker", "--instance", "worker")...)
 	hooks := startProc(t, "webhooks", bin, append(common, "--services", "webhook-ingest,state-updater", "--instance", "hooks")...)
 	frontHTTP := "http://" + front.waitLog(t, "listening", 20*time.Second)["http"].(string)
@@ -129,6 +129,26 @@ projections:
 	services, client := traceServices(tr)
 	if !services["mcp-front"] || !services["rest-worker"] || !client {
 		t.Fatalf("trace %s in Jaeger: services %v, upstream client span %v; spans: %v", traceID, services, client, operations(tr))
+	}
+	// The console draws the same trace from Jaeger's API: the front's
+	// server span, the worker's consumer span under it, the upstream call
+	// under that.
+	page := scrape(t, frontHTTP+"/console/traces/"+traceID)
+	for _, want := range []string{
+		`<code id="trace-id">` + traceID + `</code>`,
+		`<th scope="row" class="depth-0"><details><summary>tools/call get_customer`,
+		`<th scope="row" class="depth-1"><details><summary>process toolbus.call.rest.crm.get_customer`,
+		`<th scope="row" class="depth-2"><details><summary>GET`,
+		"<td>rest-worker</td>",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("console trace page lacks %q; its spans:\n%s", want, grepLines(page, "<summary>"))
+		}
+	}
+	if res, err := http.Get(frontHTTP + "/console/traces/0123456789abcdef0123456789abcdef"); err != nil || res.StatusCode != http.StatusNotFound {
+		t.Errorf("console page of a trace Jaeger does not have: %v %v, want 404", res.Status, err)
+	} else {
+		res.Body.Close()
 	}
 	// And the search API finds it by service, as an operator would.
 	if !searchFinds(t, "http://"+query, "rest-worker", traceID) {
