@@ -173,9 +173,7 @@ func New(opts Options) (*Service, error) {
 	for _, m := range append(receiving, s.direct.track) {
 		s.server.AddReceivingMiddleware(m)
 	}
-	if s.state != nil {
-		s.state.serve(s.server, s.log, s.tp)
-	}
+	s.state.serve(s.server, s.log, s.tp)
 	for _, ct := range opts.Catalog.Tools {
 		ft, err := newFrontTool(ct)
 		if err != nil {
@@ -236,9 +234,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.caller = c
 	s.mu.Unlock()
-	if s.state != nil {
-		s.state.start(ctx)
-	}
+	s.state.start(ctx)
 	return nil
 }
 

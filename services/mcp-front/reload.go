@@ -78,22 +78,9 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 		s.server.AddTool(ft.mcp, s.mcpToolHandler(ft))
 	}
 	s.addCatalogExtras(cat)
-	s.reloadState(cat)
+	s.state.reload(cat) // state.go
 	s.log.Info("catalog reloaded", "digest", cat.Digest, "tools", len(cat.Tools), "removed", len(gone))
 	return nil
-}
-
-// reloadState follows the projections of cat. A front started without
-// projections has no subscription support to offer: projections added to
-// its catalog wait for a restart.
-func (s *Service) reloadState(cat *catalog.Catalog) {
-	if s.state == nil {
-		if len(cat.Projections) > 0 {
-			s.log.Warn("catalog reload: projections added to a catalog served without any; their tools and resources are served after a restart")
-		}
-		return
-	}
-	s.state.reload(cat)
 }
 
 // extraNames lists what addCatalogExtras serves for cat.

@@ -37,12 +37,10 @@ type stateWatch struct {
 	done   chan struct{}
 }
 
-// withState prepares server options for projections; nil when the catalog
-// declares none.
+// withState prepares server options for projections. It does so even for
+// a catalog without any, so that a hot reload can add some: the server
+// then offers resource subscriptions from the start.
 func withState(cat *catalog.Catalog, js jetstream.JetStream, sopts *mcp.ServerOptions) *stateSurface {
-	if len(cat.Projections) == 0 {
-		return nil
-	}
 	st := &stateSurface{reader: projection.NewReader(js, cat), cat: cat, watches: map[string]*stateWatch{}}
 	sopts.SubscribeHandler = st.reader.SubscribeHandler()
 	sopts.UnsubscribeHandler = projection.UnsubscribeHandler
