@@ -53,6 +53,12 @@ func (s *Service) cached(ctx context.Context, req callRequest, digest string, pu
 		cause, err error
 	}
 	v, _, shared := c.group.Do(key, func() (any, error) {
+		// Read again as the leader: an identical call may have finished,
+		// and stored its answer, between the read above and Do.
+		if hit, found, _ := c.store.Get(ctx, key); found {
+			hit.Worker = cacheWorker
+			return out{res: hit}, nil
+		}
 		r, cause, err := publish()
 		return out{r, cause, err}, nil
 	})

@@ -57,6 +57,11 @@ func cacheMiddleware(cache *bus.ResultCache, lookup func(string) (*catalog.Tool,
 			}
 			key := CacheKeyOf(t, call)
 			v, err, shared := group.Do(key, func() (any, error) {
+				// Another front may have published the same call, and its
+				// answer been stored, while this one waited in the stream.
+				if hit, found, _ := cache.Get(ctx, key); found {
+					return hit, nil
+				}
 				hint := &cacheHint{}
 				res, err := next(context.WithValue(ctx, cacheHintKey{}, hint), call, d)
 				if err != nil || res == nil || res.Error != nil || hint.noStore.Load() {
