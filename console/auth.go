@@ -39,6 +39,16 @@ type session struct {
 	Who     string    `json:"who"`
 	CSRF    string    `json:"csrf"`
 	Expires time.Time `json:"expires"`
+	// KeySHA256 is, for a session opened with an API key, the key's
+	// SHA-256 (hex, as the catalog configures it): every request checks
+	// that the key is still configured with the admin scope.
+	KeySHA256 string `json:"key_sha256,omitempty"`
+}
+
+// keyChecker is a Verifier whose API keys can change while sessions live
+// (mcpauth.Authenticator, on hot reload).
+type keyChecker interface {
+	APIKeyIdentity(sum [sha256.Size]byte) *mcpauth.Identity
 }
 
 // sessionKey is where a session is stored: the SHA-256 of its id, so that
@@ -134,11 +144,30 @@ func (a *authn) identify(r *http.Request) (p principal, ok bool, err error) {
 	if err := json.Unmarshal(entry.Value(), &s); err != nil {
 		return principal{}, false, nil // not a session this version wrote
 	}
-	if !a.now().Before(s.Expires) {
+	if !a.now().Before(s.Expires) || !a.keyStillAdmin(s.KeySHA256) {
 		_ = kv.Delete(r.Context(), sessionKey(ck.Value))
 		return principal{}, false, nil
 	}
 	return principal{who: s.Who, csrf: s.CSRF, sid: ck.Value}, true, nil
+}
+
+// keyStillAdmin reports whether the API key a session was opened with (by
+// its SHA-256, hex) is still configured with the admin scope; true for
+// sessions opened otherwise (an OAuth token's session ends with it).
+func (a *authn) keyStillAdmin(keySHA256 string) bool {
+	if keySHA256 == "" {
+		return true
+	}
+	kc, ok := a.verify.(keyChecker)
+	if !ok {
+		return true
+	}
+	var sum [sha256.Size]byte
+	if n, err := hex.Decode(sum[:], []byte(keySHA256)); err != nil || n != len(sum) {
+		return false
+	}
+	id := kc.APIKeyIdentity(sum)
+	return id != nil && id.Has([]string{a.scope})
 }
 
 // login opens a session for an admin credential and sets its cookie.
@@ -157,11 +186,16 @@ func (a *authn) login(w http.ResponseWriter, r *http.Request, token string) erro
 		exp = id.Expiry
 	}
 	sid := randomToken()
-	rec, err := json.Marshal(session{Who: id.String(), CSRF: randomToken(), Expires: exp})
+	rec := session{Who: id.String(), CSRF: randomToken(), Expires: exp}
+	if id.Method == mcpauth.MethodAPIKey {
+		sum := sha256.Sum256([]byte(token))
+		rec.KeySHA256 = hex.EncodeToString(sum[:])
+	}
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	if _, err := kv.Create(r.Context(), sessionKey(sid), rec); err != nil {
+	if _, err := kv.Create(r.Context(), sessionKey(sid), data); err != nil {
 		return fmt.Errorf("store console session: %w", err)
 	}
 	http.SetCookie(w, &http.Cookie{

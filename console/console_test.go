@@ -93,6 +93,8 @@ type rig struct {
 	cat *catalog.Catalog
 	con *console.Console
 	srv *httptest.Server
+	// auth verifies credentials (nil for an open console).
+	auth *mcpauth.Authenticator
 }
 
 func newRig(t *testing.T, open bool) *rig {
@@ -116,8 +118,9 @@ func newRigOn(t *testing.T, nc *nats.Conn, js jetstream.JetStream, open bool) *r
 		t.Fatal(err)
 	}
 	opts := console.Options{Catalog: cat, NC: nc, JS: js, Logger: bustest.Logger(), JaegerURL: "http://127.0.0.1:16686", Open: open}
+	var authn *mcpauth.Authenticator
 	if !open {
-		authn, err := mcpauth.New(cat, mcpauth.Options{Logger: bustest.Logger()})
+		authn, err = mcpauth.New(cat, mcpauth.Options{Logger: bustest.Logger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +142,7 @@ func newRigOn(t *testing.T, nc *nats.Conn, js jetstream.JetStream, open bool) *r
 		_ = con.Shutdown(context.Background())
 		srv.Close()
 	})
-	return &rig{t: t, nc: nc, js: js, cat: cat, con: con, srv: srv}
+	return &rig{t: t, nc: nc, js: js, cat: cat, con: con, srv: srv, auth: authn}
 }
 
 // do sends a request with an optional bearer credential, without
@@ -649,5 +652,45 @@ func TestTracePageRefusesBadIDs(t *testing.T) {
 		if res := r.do("GET", "/console/traces/"+id, "", nil, nil); res.StatusCode != http.StatusBadRequest {
 			t.Errorf("trace id %q: %d, want 400", id, res.StatusCode)
 		}
+	}
+}
+
+// TestSessionEndsWithItsKey: a browser session opened with an API key ends
+// when a reload revokes the key, or takes the admin scope from it.
+func TestSessionEndsWithItsKey(t *testing.T) {
+	for name, replace := range map[string][2]string{
+		"revoked":   {"    - name: ops\n      sha256: " + sha(adminKey) + "\n      scopes: [toolbus.admin]\n", ""},
+		"not admin": {"      scopes: [toolbus.admin]", "      scopes: [tools.read]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := newRig(t, false)
+			signIn := r.do("POST", "/console/login", "", strings.NewReader(url.Values{"token": {adminKey}}.Encode()),
+				map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+			cookie := ""
+			for _, ck := range signIn.Cookies() {
+				if ck.Name == "toolbus_console" {
+					cookie = ck.Name + "=" + ck.Value
+				}
+			}
+			if cookie == "" {
+				t.Fatalf("sign-in: %d, no session cookie", signIn.StatusCode)
+			}
+			if res := r.do("GET", "/console/dlq", "", nil, map[string]string{"Cookie": cookie}); res.StatusCode != http.StatusOK {
+				t.Fatalf("with the session: %d", res.StatusCode)
+			}
+			src := strings.Replace(catalogSrc, replace[0], replace[1], 1)
+			if src == catalogSrc {
+				t.Fatal("the test catalog did not change")
+			}
+			next, err := catalog.Parse("reloaded.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.auth.Reload(next)
+			res := r.do("GET", "/console/dlq", "", nil, map[string]string{"Cookie": cookie})
+			if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/console/login") {
+				t.Errorf("after the reload: %d to %q, want the sign-in page", res.StatusCode, res.Header.Get("Location"))
+			}
+		})
 	}
 }

@@ -319,11 +319,25 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 // apiKey compares the key's hash with every configured hash in constant
 // time, without stopping at a match, so timing reveals nothing.
 func (a *Authenticator) apiKey(token string) *Identity {
-	keys := a.table().apiKeys
-	if len(keys) == 0 {
+	if len(a.table().apiKeys) == 0 {
 		return nil
 	}
-	sum := sha256.Sum256([]byte(token))
+	id := a.APIKeyIdentity(sha256.Sum256([]byte(token)))
+	if id != nil {
+		id.token = token
+	}
+	return id
+}
+
+// APIKeyIdentity is the caller an API key stands for, found by the key's
+// SHA-256 among the keys in force now (a hot reload may have revoked or
+// re-scoped it); nil when no key has that hash. The console checks its
+// sessions with it. Every hash is compared, in constant time.
+func (a *Authenticator) APIKeyIdentity(sum [sha256.Size]byte) *Identity {
+	if !a.Enabled() {
+		return nil
+	}
+	keys := a.table().apiKeys
 	found := -1
 	for i := range keys {
 		if subtle.ConstantTimeCompare(sum[:], keys[i].SHA256[:]) == 1 {
@@ -340,7 +354,6 @@ func (a *Authenticator) apiKey(token string) *Identity {
 		Scopes:    k.Scopes,
 		Method:    MethodAPIKey,
 		allScopes: slices.Contains(k.Scopes, "*"),
-		token:     token,
 	}
 }
 
