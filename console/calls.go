@@ -61,10 +61,10 @@ func (c *Console) callsPage(w http.ResponseWriter, r *http.Request) {
 			v.Calls = append(v.Calls, call)
 		}
 	}
-	for _, t := range c.cat.Tools {
+	for _, t := range c.catalog().Tools {
 		v.Tools = append(v.Tools, t.Name)
 	}
-	for name := range c.cat.Upstreams {
+	for name := range c.catalog().Upstreams {
 		v.Upstreams = append(v.Upstreams, name)
 	}
 	slices.Sort(v.Tools)

@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -97,9 +98,10 @@ type Options struct {
 // Console serves the operator console. Create it with New, mount Handler at
 // BasePath+"/", call Start to follow the event feed and Shutdown to stop.
 type Console struct {
-	opts   Options
-	log    *slog.Logger
-	cat    *catalog.Catalog
+	opts Options
+	log  *slog.Logger
+	// cat is the catalog served now; Reload swaps it.
+	cat    atomic.Pointer[catalog.Catalog]
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	reader *projection.Reader
@@ -151,7 +153,6 @@ func New(opts Options) (*Console, error) {
 	c := &Console{
 		opts:   opts,
 		log:    opts.Logger,
-		cat:    opts.Catalog,
 		nc:     opts.NC,
 		js:     opts.JS,
 		reader: projection.NewReader(opts.JS, opts.Catalog),
@@ -159,9 +160,26 @@ func New(opts Options) (*Console, error) {
 		static: staticHandler(sub),
 		feed:   newFeed(opts.Window, opts.Now),
 	}
+	c.cat.Store(opts.Catalog)
 	c.auth = newAuthn(opts)
 	c.routes()
 	return c, nil
+}
+
+// catalog is the catalog the console shows now.
+func (c *Console) catalog() *catalog.Catalog { return c.cat.Load() }
+
+// Reload shows cat from now on (a hot reload): its tools, upstreams,
+// webhook sources and projections. Credentials follow the Verifier's own
+// reload.
+func (c *Console) Reload(cat *catalog.Catalog) error {
+	if cat == nil {
+		return errors.New("console: reload: no catalog")
+	}
+	c.cat.Store(cat)
+	c.reader.SetCatalog(cat)
+	c.log.Info("console shows the reloaded catalog", "digest", cat.Digest)
+	return nil
 }
 
 // Handler serves the console; mount it at BasePath + "/".

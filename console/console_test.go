@@ -694,3 +694,41 @@ func TestSessionEndsWithItsKey(t *testing.T) {
 		})
 	}
 }
+
+// TestReloadShowsNewCatalog: after a hot reload the console shows the new
+// catalog's tools and projections.
+func TestReloadShowsNewCatalog(t *testing.T) {
+	r := newRig(t, true)
+	src := strings.Replace(catalogSrc, "tools:\n", "tools:\n  - {name: list_orders, description: All orders., upstream: crm, method: GET, path: /orders}\n", 1)
+	src = strings.Replace(src, "projections:\n", "projections:\n  refunds: {sources: [stripe], key: data.object.customer}\n", 1)
+	next, err := catalog.Parse("reloaded.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := func(path string) string {
+		t.Helper()
+		res := r.do("GET", path, "", nil, nil)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, res.StatusCode)
+		}
+		return readBody(t, res)
+	}
+	if strings.Contains(page("/console/tools"), "list_orders") || strings.Contains(page("/console/state"), "refunds") {
+		t.Fatal("the new tool or projection is shown before the reload")
+	}
+	if err := r.con.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(page("/console/tools"), "list_orders") {
+		t.Error("the tools page does not show the reloaded catalog's new tool")
+	}
+	if !strings.Contains(page("/console/state"), "refunds") {
+		t.Error("the state page does not show the reloaded catalog's new projection")
+	}
+	if res := r.do("GET", "/console/state/refunds", "", nil, nil); res.StatusCode != http.StatusOK {
+		t.Errorf("the new projection's page: %d", res.StatusCode)
+	}
+	if err := r.con.Reload(nil); err == nil {
+		t.Error("a nil catalog was reloaded")
+	}
+}

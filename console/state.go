@@ -24,7 +24,7 @@ type stateView struct{ Projections []projectionRow }
 
 func (c *Console) statePage(w http.ResponseWriter, r *http.Request) {
 	v := &stateView{}
-	for name, p := range c.cat.Projections {
+	for name, p := range c.catalog().Projections {
 		row := projectionRow{Name: name, Events: p.Events, History: p.History, Bucket: projection.Bucket(name)}
 		for _, s := range p.Sources {
 			row.Sources = append(row.Sources, s.Name)
@@ -46,7 +46,7 @@ type projectionView struct {
 
 func (c *Console) projectionPage(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("projection")
-	if _, ok := c.cat.Projections[name]; !ok {
+	if _, ok := c.catalog().Projections[name]; !ok {
 		c.refuse(w, r, http.StatusNotFound, "No projection "+name+" in the catalog.")
 		return
 	}
@@ -77,7 +77,7 @@ type entityView struct {
 
 func (c *Console) entityPage(w http.ResponseWriter, r *http.Request) {
 	name, key := r.PathValue("projection"), r.URL.Query().Get("key")
-	if _, ok := c.cat.Projections[name]; !ok {
+	if _, ok := c.catalog().Projections[name]; !ok {
 		c.refuse(w, r, http.StatusNotFound, "No projection "+name+" in the catalog.")
 		return
 	}

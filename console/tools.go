@@ -67,9 +67,9 @@ func (c *Console) apiStats(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) toolsView(ctx context.Context) *toolsView {
 	toolStats, upStats := c.feed.snapshot()
-	v := &toolsView{File: c.cat.File, Digest: c.cat.Digest, Window: c.opts.Window}
+	v := &toolsView{File: c.catalog().File, Digest: c.catalog().Digest, Window: c.opts.Window}
 	count := map[string]int{}
-	for _, t := range c.cat.Tools {
+	for _, t := range c.catalog().Tools {
 		count[t.Upstream.Name]++
 		row := toolRow{Name: t.Name, Title: t.Title, Upstream: t.Upstream.Name, Timeout: t.CallTimeout(), Scopes: t.Scopes, Stat: toolStats[t.Name]}
 		if t.GraphQL != nil {
@@ -84,7 +84,7 @@ func (c *Console) toolsView(ctx context.Context) *toolsView {
 	}
 	stateKV, _ := c.js.KeyValue(ctx, bus.BucketUpstreamState)
 	rateKV, _ := c.js.KeyValue(ctx, bus.BucketRateLimits)
-	for _, u := range c.cat.Upstreams {
+	for _, u := range c.catalog().Upstreams {
 		row := upstreamRow{Name: u.Name, Kind: string(u.Kind), URL: displayURL(u), Concurrency: u.Concurrency, Tools: count[u.Name], Stat: upStats[u.Name]}
 		if rl := u.RateLimit; rl != nil {
 			row.RateLimit = fmt.Sprintf("%d per %s (burst %d)", rl.Requests, rl.Per, rl.Burst)

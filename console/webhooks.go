@@ -57,12 +57,12 @@ func (c *Console) webhooksPage(w http.ResponseWriter, r *http.Request) {
 	v := &webhooksView{Source: source, Outcomes: []string{events.WebhookStored, events.WebhookDuplicate, events.WebhookRejected,
 		events.WebhookTooLarge, events.WebhookUnavailable}}
 	recent, counts, reasons := c.feed.webhookSummary()
-	for name, s := range c.cat.Sources {
+	for name, s := range c.catalog().Sources {
 		row := sourceRow{Name: name, Scheme: s.Scheme, Outcomes: counts[name], Reasons: reasons[name]}
 		for _, n := range counts[name] {
 			row.Total += n
 		}
-		for pname, p := range c.cat.Projections {
+		for pname, p := range c.catalog().Projections {
 			if p.FedBy(name) {
 				row.Projections = append(row.Projections, pname)
 			}
@@ -160,7 +160,7 @@ func (c *Console) webhookPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := &webhookView{Seq: seq, Subject: m.Subject, Event: eventView(ev)}
-	for name, p := range c.cat.Projections {
+	for name, p := range c.catalog().Projections {
 		if p.FedBy(ev.Source) {
 			v.Projections = append(v.Projections, name)
 		}
@@ -179,7 +179,7 @@ type webhookReplayView struct {
 // its projections, as `toolbus webhooks replay` does.
 func (c *Console) webhookReplaySubmit(w http.ResponseWriter, r *http.Request) {
 	source := r.PostFormValue("source")
-	if _, ok := c.cat.Sources[source]; !ok {
+	if _, ok := c.catalog().Sources[source]; !ok {
 		c.refuse(w, r, http.StatusBadRequest, "Choose a source declared in the catalog.")
 		return
 	}
@@ -197,7 +197,7 @@ func (c *Console) webhookReplaySubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	st, err := webhookcli.Replay(ctx, c.js, webhookcli.ReplayOptions{Catalog: c.cat, Source: source, Since: since, Logger: c.log})
+	st, err := webhookcli.Replay(ctx, c.js, webhookcli.ReplayOptions{Catalog: c.catalog(), Source: source, Since: since, Logger: c.log})
 	if err != nil {
 		c.refuse(w, r, http.StatusBadGateway, "Replay failed: "+err.Error())
 		return

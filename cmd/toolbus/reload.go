@@ -19,6 +19,12 @@ import (
 
 	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/catalog"
+	"github.com/toolbus/toolbus/console"
+	graphqlworker "github.com/toolbus/toolbus/services/graphql-worker"
+	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
+	restworker "github.com/toolbus/toolbus/services/rest-worker"
+	stateupdater "github.com/toolbus/toolbus/services/state-updater"
+	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
 )
 
 // Hot reload: `toolbus catalog apply` validates a catalog and stores its
@@ -29,11 +35,22 @@ import (
 // one being served. In the all-in-one the --catalog file is polled and
 // applied the same way.
 
-// reloader is a service that can swap catalogs while running: mcp-front,
-// rest-worker, graphql-worker and webhook-ingest.
+// reloader is a service that can swap catalogs while running: every
+// service, and the console.
 type reloader interface {
 	Reload(*catalog.Catalog) error
 }
+
+// Services that stopped being reloaders would silently keep their start
+// catalog: the compiler checks they still are.
+var (
+	_ reloader = (*mcpfront.Service)(nil)
+	_ reloader = (*restworker.Service)(nil)
+	_ reloader = (*graphqlworker.Service)(nil)
+	_ reloader = (*webhookingest.Service)(nil)
+	_ reloader = (*stateupdater.Service)(nil)
+	_ reloader = (*console.Console)(nil)
+)
 
 // maxBundleBytes bounds a decompressed bundle (a gzip bomb must not take
 // a process down).
