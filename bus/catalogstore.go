@@ -26,6 +26,23 @@ func PutCatalog(ctx context.Context, js jetstream.JetStream, value []byte) (uint
 	return rev, nil
 }
 
+// GetCatalog returns the applied catalog and its revision; nil and 0 when
+// none was applied yet.
+func GetCatalog(ctx context.Context, js jetstream.JetStream) ([]byte, uint64, error) {
+	kv, err := js.KeyValue(ctx, BucketCatalog)
+	if err != nil {
+		return nil, 0, fmt.Errorf("catalog bucket %s: %w (is the bus topology applied?)", BucketCatalog, err)
+	}
+	e, err := kv.Get(ctx, CatalogKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return nil, 0, nil
+	case err != nil:
+		return nil, 0, fmt.Errorf("read the applied catalog: %w", err)
+	}
+	return e.Value(), e.Revision(), nil
+}
+
 // CatalogWatch delivers applied catalogs until Stop.
 type CatalogWatch struct {
 	w    jetstream.KeyWatcher

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -144,12 +147,96 @@ func runCatalogApply(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	prev := appliedCatalog(actx, js)
 	cat, rev, err := applyBundle(actx, js, nc.MaxPayload(), file)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: applied (revision %d, digest %.12s, %d tools)\n", file, rev, cat.Digest, len(cat.Tools))
+	if prev != nil {
+		// Compared as both are stored: without secret values.
+		if next, _, err := catalog.LoadBundle(file, catalog.WithSecrets(catalog.SecretsNone)); err == nil {
+			fmt.Fprintln(stdout, catalogChanges(prev, next))
+		}
+	}
 	return nil
+}
+
+// appliedCatalog is the catalog applied before, loaded without reading
+// any secret; nil when there is none or it does not load.
+func appliedCatalog(ctx context.Context, js jetstream.JetStream) *catalog.Catalog {
+	value, _, err := bus.GetCatalog(ctx, js)
+	if err != nil || value == nil {
+		return nil
+	}
+	b, err := decodeBundle(value)
+	if err != nil {
+		return nil
+	}
+	cat, err := catalog.ParseBundle(b, catalog.WithSecrets(catalog.SecretsNone))
+	if err != nil {
+		return nil
+	}
+	return cat
+}
+
+// catalogChanges says, by name, what applying next over prev adds and
+// removes: tools, upstreams, webhook sources and projections (an item
+// changed in place is not listed), and whether the auth section changed.
+func catalogChanges(prev, next *catalog.Catalog) string {
+	if prev.Digest == next.Digest {
+		return "  no change: the same catalog was applied before"
+	}
+	var lines []string
+	diff := func(kind string, before, after []string) {
+		var parts []string
+		for _, n := range after {
+			if !slices.Contains(before, n) {
+				parts = append(parts, "+"+n)
+			}
+		}
+		for _, n := range before {
+			if !slices.Contains(after, n) {
+				parts = append(parts, "-"+n)
+			}
+		}
+		if len(parts) > 0 {
+			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, " ")))
+		}
+	}
+	toolNames := func(c *catalog.Catalog) []string {
+		var out []string
+		for _, t := range c.Tools {
+			out = append(out, t.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	diff("tools", toolNames(prev), toolNames(next))
+	diff("upstreams", slices.Sorted(maps.Keys(prev.Upstreams)), slices.Sorted(maps.Keys(next.Upstreams)))
+	diff("sources", slices.Sorted(maps.Keys(prev.Sources)), slices.Sorted(maps.Keys(next.Sources)))
+	diff("projections", slices.Sorted(maps.Keys(prev.Projections)), slices.Sorted(maps.Keys(next.Projections)))
+	if !reflect.DeepEqual(authWithoutPos(prev.Auth), authWithoutPos(next.Auth)) {
+		lines = append(lines, "  auth: changed (API keys, default scopes and filter_tools_list apply now; resource, oauth and cors after a restart)")
+	}
+	if len(lines) == 0 {
+		return "  nothing added or removed; definitions changed in place"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// authWithoutPos is an auth section without where it is written.
+func authWithoutPos(a *catalog.ServerAuth) *catalog.ServerAuth {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.Pos = catalog.Pos{}
+	c.APIKeys = slices.Clone(a.APIKeys)
+	for i := range c.APIKeys {
+		c.APIKeys[i].Pos = catalog.Pos{}
+	}
+	return &c
 }
 
 // catalogReload runs the watch (and, in the all-in-one, the file poller)
