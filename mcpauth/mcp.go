@@ -75,8 +75,41 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 					return &filtered, nil
 				}
 				return res, err
+			case "resources/list", "resources/templates/list":
+				// Like tools/list: a projection the caller may not read is
+				// not listed.
+				res, err := next(ctx, method, req)
+				if err != nil || !a.table().filterList {
+					return res, err
+				}
+				switch lr := res.(type) {
+				case *mcp.ListResourcesResult:
+					filtered := *lr
+					filtered.Resources = slices.DeleteFunc(slices.Clone(lr.Resources), func(r *mcp.Resource) bool {
+						return !a.mayRead(id, r.URI)
+					})
+					return &filtered, nil
+				case *mcp.ListResourceTemplatesResult:
+					filtered := *lr
+					filtered.ResourceTemplates = slices.DeleteFunc(slices.Clone(lr.ResourceTemplates), func(r *mcp.ResourceTemplate) bool {
+						return !a.mayRead(id, r.URITemplate)
+					})
+					return &filtered, nil
+				}
+				return res, err
 			}
 			return next(ctx, method, req)
 		}
 	}
+}
+
+// mayRead reports whether id holds the scopes of the projection a
+// resource URI (or URI template) belongs to; true for other resources.
+func (a *Authenticator) mayRead(id *Identity, uri string) bool {
+	name, ok := catalog.ProjectionOfURI(uri)
+	if !ok {
+		return true
+	}
+	need, known := a.table().byProjection[name]
+	return !known || id.Has(need)
 }

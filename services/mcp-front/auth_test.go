@@ -398,6 +398,29 @@ projections:
 	if want := []string{"get_customer", "get_employee", "get_refunds", "list_refunds"}; !slices.Equal(names, want) {
 		t.Errorf("alice's tools = %v, want %v (payments needs payments.read)", names, want)
 	}
+	// Nor are its resources listed to her.
+	resources, err := alice.ListResources(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uris []string
+	for _, r := range resources.Resources {
+		uris = append(uris, r.URI)
+	}
+	if want := []string{"toolbus://state/refunds"}; !slices.Equal(uris, want) {
+		t.Errorf("alice's resources = %v, want %v", uris, want)
+	}
+	templates, err := alice.ListResourceTemplates(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uris = nil
+	for _, r := range templates.ResourceTemplates {
+		uris = append(uris, r.URITemplate)
+	}
+	if want := []string{"toolbus://state/refunds/{key}"}; !slices.Equal(uris, want) {
+		t.Errorf("alice's resource templates = %v, want %v", uris, want)
+	}
 	for _, uri := range []string{"toolbus://state/payments/cus_1", "toolbus://state/payments"} {
 		_, err := alice.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
 		if err == nil || !strings.Contains(err.Error(), "insufficient scope: projection payments requires scopes payments.read") {
@@ -432,5 +455,8 @@ projections:
 	}
 	if _, err := bob.ReadResource(ctx, &mcp.ReadResourceParams{URI: "toolbus://state/payments"}); err != nil {
 		t.Errorf("bob listing payments: %v", err)
+	}
+	if res, err := bob.ListResources(ctx, nil); err != nil || len(res.Resources) != 2 {
+		t.Errorf("bob's resources: %v %v, want payments and refunds", res, err)
 	}
 }
