@@ -100,6 +100,9 @@ type Options struct {
 type Console struct {
 	opts Options
 	log  *slog.Logger
+	// reload guards reloadState.
+	reload      sync.Mutex
+	reloadState reloadStatus
 	// cat is the catalog served now; Reload swaps it.
 	cat    atomic.Pointer[catalog.Catalog]
 	nc     *nats.Conn
@@ -169,6 +172,37 @@ func New(opts Options) (*Console, error) {
 // catalog is the catalog the console shows now.
 func (c *Console) catalog() *catalog.Catalog { return c.cat.Load() }
 
+// reloadStatus is what the console knows of hot reloads in its process.
+type reloadStatus struct {
+	// Reloaded is when the catalog shown was swapped in; zero for the
+	// start catalog.
+	Reloaded time.Time
+	// Refused is the last applied catalog this process refused, if any.
+	Refused *refusal
+}
+
+type refusal struct {
+	Revision uint64
+	At       time.Time
+	Error    string
+}
+
+// CatalogRefused records a catalog the process refused (revision 0: an
+// edit of the all-in-one's catalog file), for the Tools page. The
+// hot-reload loop calls it; the error names each problem with its
+// file:line, never a secret value.
+func (c *Console) CatalogRefused(revision uint64, err error) {
+	c.reload.Lock()
+	defer c.reload.Unlock()
+	c.reloadState.Refused = &refusal{Revision: revision, At: c.opts.Now(), Error: err.Error()}
+}
+
+func (c *Console) reloadStatus() reloadStatus {
+	c.reload.Lock()
+	defer c.reload.Unlock()
+	return c.reloadState
+}
+
 // Reload shows cat from now on (a hot reload): its tools, upstreams,
 // webhook sources and projections. Credentials follow the Verifier's own
 // reload.
@@ -178,6 +212,9 @@ func (c *Console) Reload(cat *catalog.Catalog) error {
 	}
 	c.cat.Store(cat)
 	c.reader.SetCatalog(cat)
+	c.reload.Lock()
+	c.reloadState.Reloaded = c.opts.Now()
+	c.reload.Unlock()
 	c.log.Info("console shows the reloaded catalog", "digest", cat.Digest)
 	return nil
 }

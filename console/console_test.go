@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -730,5 +731,37 @@ func TestReloadShowsNewCatalog(t *testing.T) {
 	}
 	if err := r.con.Reload(nil); err == nil {
 		t.Error("a nil catalog was reloaded")
+	}
+}
+
+// TestToolsPageShowsReloads: the Tools page says when the catalog shown
+// was hot-reloaded and shows the last catalog the process refused, with
+// its error.
+func TestToolsPageShowsReloads(t *testing.T) {
+	r := newRig(t, true)
+	tools := func() string {
+		t.Helper()
+		res := r.do("GET", "/console/tools", "", nil, nil)
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("tools page: %d", res.StatusCode)
+		}
+		return readBody(t, res)
+	}
+	if body := tools(); strings.Contains(body, "hot-reloaded") || strings.Contains(body, "reload-refused") {
+		t.Fatal("a console that saw no reload shows one")
+	}
+	r.con.CatalogRefused(7, errors.New(`catalog.yaml:12:5: tools[3].upstream: unknown upstream "billing"`))
+	body := tools()
+	for _, want := range []string{`id="reload-refused"`, "revision 7", "the catalog shown keeps serving", `catalog.yaml:12:5: tools[3].upstream: unknown upstream &#34;billing&#34;`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("after a refused reload the tools page lacks %q", want)
+		}
+	}
+	if err := r.con.Reload(r.cat); err != nil {
+		t.Fatal(err)
+	}
+	body = tools()
+	if !strings.Contains(body, "hot-reloaded") || !strings.Contains(body, "before the catalog shown was applied") {
+		t.Error("after a later reload the tools page does not say the refusal is older than the catalog shown")
 	}
 }

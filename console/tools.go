@@ -48,6 +48,7 @@ type toolRow struct {
 
 type toolsView struct {
 	File, Digest string
+	Reload       reloadStatus
 	Window       time.Duration
 	Upstreams    []upstreamRow
 	Tools        []toolRow
@@ -67,7 +68,7 @@ func (c *Console) apiStats(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) toolsView(ctx context.Context) *toolsView {
 	toolStats, upStats := c.feed.snapshot()
-	v := &toolsView{File: c.catalog().File, Digest: c.catalog().Digest, Window: c.opts.Window}
+	v := &toolsView{File: c.catalog().File, Digest: c.catalog().Digest, Reload: c.reloadStatus(), Window: c.opts.Window}
 	count := map[string]int{}
 	for _, t := range c.catalog().Tools {
 		count[t.Upstream.Name]++

@@ -44,6 +44,14 @@ type reloader interface {
 	Reload(*catalog.Catalog) error
 }
 
+// refusalNoter is told of each catalog the process refused: an applied
+// one (its revision), or an edit of the all-in-one's file (revision 0).
+type refusalNoter interface {
+	CatalogRefused(revision uint64, err error)
+}
+
+var _ refusalNoter = (*console.Console)(nil)
+
 // Services that stopped being reloaders would silently keep their start
 // catalog: the compiler checks they still are.
 var (
@@ -244,6 +252,8 @@ func authWithoutPos(a *catalog.ServerAuth) *catalog.ServerAuth {
 type catalogReload struct {
 	log  *slog.Logger
 	svcs []reloader
+	// noters hear of refused catalogs (the console shows the last one).
+	noters []refusalNoter
 	// secrets are the secret groups the process started with: a reload
 	// reads the same references, no more (catalogsecrets.go).
 	secrets catalog.SecretGroups
@@ -264,8 +274,15 @@ func startCatalogReload(ctx context.Context, js jetstream.JetStream, maxPayload 
 		if rl, ok := s.(reloader); ok {
 			r.svcs = append(r.svcs, rl)
 		}
+		if n, ok := s.(refusalNoter); ok {
+			r.noters = append(r.noters, n)
+		}
 	}
+	var mod time.Time
 	if pollFile != "" {
+		// Taken before the file is read: an edit from now on is seen by
+		// the poller, however soon it comes.
+		mod = modTime(pollFile)
 		// The file is the truth of the all-in-one: it replaces whatever
 		// an earlier run applied.
 		if _, _, err := applyBundle(ctx, js, maxPayload, pollFile, catalog.WithSecrets(r.secrets)); err != nil {
@@ -281,7 +298,7 @@ func startCatalogReload(ctx context.Context, js jetstream.JetStream, maxPayload 
 		close(r.done)
 		return r, nil
 	}
-	go r.poll(js, maxPayload, pollFile)
+	go r.poll(js, maxPayload, pollFile, mod)
 	return r, nil
 }
 
@@ -304,6 +321,9 @@ func (r *catalogReload) apply(value []byte, rev uint64) {
 	}
 	if err != nil {
 		r.log.Error("applied catalog refused; the current catalog keeps serving", "revision", rev, "error", err)
+		for _, n := range r.noters {
+			n.CatalogRefused(rev, err)
+		}
 		return
 	}
 	r.mu.Lock()
@@ -323,9 +343,10 @@ func (r *catalogReload) apply(value []byte, rev uint64) {
 // pollEvery is how often the all-in-one checks its catalog file.
 const pollEvery = time.Second
 
-func (r *catalogReload) poll(js jetstream.JetStream, maxPayload int64, path string) {
+// poll applies the file at path whenever its modification time is no
+// longer mod.
+func (r *catalogReload) poll(js jetstream.JetStream, maxPayload int64, path string, mod time.Time) {
 	defer close(r.done)
-	mod := modTime(path)
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
@@ -342,6 +363,9 @@ func (r *catalogReload) poll(js jetstream.JetStream, maxPayload int64, path stri
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if _, _, err := applyBundle(ctx, js, maxPayload, path, catalog.WithSecrets(r.secrets)); err != nil {
 			r.log.Error("edited catalog refused; the current catalog keeps serving", "file", path, "error", err)
+			for _, n := range r.noters {
+				n.CatalogRefused(0, err)
+			}
 		}
 		cancel()
 	}
