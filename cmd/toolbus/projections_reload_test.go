@@ -4,17 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/toolbus/toolbus/bus"
-	"github.com/toolbus/toolbus/bus/bustest"
-	"github.com/toolbus/toolbus/catalog"
 	"github.com/toolbus/toolbus/projection"
 	"github.com/toolbus/toolbus/projection/projectiontest"
 )
@@ -40,33 +35,11 @@ sources:
 // removing it removes its tools.
 func TestHotReloadProjections(t *testing.T) {
 	t.Setenv("RELOAD_PROJ_SECRET", traceWebhookSecret)
-	path := filepath.Join(t.TempDir(), "catalog.yaml")
-	write := func(src string) {
-		t.Helper()
-		time.Sleep(10 * time.Millisecond) // modification times can be coarse
-		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		bump(t, path, time.Duration(len(src))*time.Millisecond) // a later, distinct time per version
-	}
-	write(projReloadV1)
-	cat, err := catalog.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := bustest.Server(t)
-	nc, js := bustest.Connect(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	if err := bus.DefaultTopology().Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	stack := startStateStack(t, ctx, cat, nc, js, nil)
-	r, err := startCatalogReload(ctx, js, 0, cat, stack.services(), path, bustest.Logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
+	f := newFileRig(t, ctx, projReloadV1)
+	stack := startStateStack(t, ctx, f.cat, f.nc, f.js, nil)
+	f.reload(ctx, stack.services()...)
 
 	changed := make(chan struct{}, 100)
 	cs := projectiontest.Connect(t, ctx, &mcp.StreamableClientTransport{Endpoint: stack.url + "/mcp"}, &mcp.ClientOptions{
@@ -85,7 +58,7 @@ func TestHotReloadProjections(t *testing.T) {
 	}
 	refund("evt_refund_1", 500) // stored before the projection exists
 
-	write(projReloadV1 + projReloadRefunds)
+	f.write(projReloadV1 + projReloadRefunds)
 	waitChanged(t, changed)
 	if got, want := toolNames(t, cs.ClientSession), []string{"get_refunds", "list_refunds"}; !slices.Equal(got, want) {
 		t.Fatalf("tools after adding refunds = %v, want %v", got, want)
@@ -118,7 +91,7 @@ func TestHotReloadProjections(t *testing.T) {
 		t.Fatal("no notification for the projection added by the reload")
 	}
 
-	write(projReloadV1)
+	f.write(projReloadV1)
 	waitChanged(t, changed)
 	if got := toolNames(t, cs.ClientSession); len(got) != 0 {
 		t.Errorf("tools after removing refunds = %v, want none", got)

@@ -4,12 +4,15 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/bus/bustest"
 	"github.com/toolbus/toolbus/catalog"
 	mcpfront "github.com/toolbus/toolbus/services/mcp-front"
@@ -83,4 +86,54 @@ func startStateStack(t *testing.T, ctx context.Context, cat *catalog.Catalog, nc
 	t.Cleanup(srv.Close)
 	st.url = srv.URL
 	return st
+}
+
+// fileRig is what the all-in-one hot-reload tests start from: a catalog
+// file, the catalog loaded from it, and a bus with the topology applied.
+type fileRig struct {
+	t     *testing.T
+	path  string
+	cat   *catalog.Catalog
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	edits int
+}
+
+func newFileRig(t *testing.T, ctx context.Context, src string) *fileRig {
+	t.Helper()
+	f := &fileRig{t: t, path: filepath.Join(t.TempDir(), "catalog.yaml")}
+	if err := os.WriteFile(f.path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if f.cat, err = catalog.Load(f.path); err != nil {
+		t.Fatal(err)
+	}
+	f.nc, f.js = bustest.Connect(t, bustest.Server(t))
+	if err := bus.DefaultTopology().Ensure(ctx, f.js); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// write replaces the catalog file with src, with a modification time
+// later than every earlier one (modification times can be coarse).
+func (f *fileRig) write(src string) {
+	f.t.Helper()
+	if err := os.WriteFile(f.path, []byte(src), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	f.edits++
+	bump(f.t, f.path, time.Duration(f.edits)*2*time.Second)
+}
+
+// reload hot-reloads svcs from the file, as the all-in-one does, until the
+// test ends.
+func (f *fileRig) reload(ctx context.Context, svcs ...lifecycle) {
+	f.t.Helper()
+	r, err := startCatalogReload(ctx, f.js, 0, f.cat, svcs, f.path, bustest.Logger())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(r.Stop)
 }

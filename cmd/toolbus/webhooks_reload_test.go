@@ -5,12 +5,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/toolbus/toolbus/bus"
 	"github.com/toolbus/toolbus/bus/bustest"
 	"github.com/toolbus/toolbus/catalog"
 	webhookingest "github.com/toolbus/toolbus/services/webhook-ingest"
@@ -31,40 +28,17 @@ sources:
 func TestHotReloadWebhookSources(t *testing.T) {
 	t.Setenv("RELOAD_STRIPE_SECRET", "whsec_reload_stripe")
 	t.Setenv("RELOAD_GITHUB_SECRET", "reload-github-secret")
-	path := filepath.Join(t.TempDir(), "catalog.yaml")
-	if err := os.WriteFile(path, []byte(sourcesV1), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := bustest.Server(t)
-	nc, js := bustest.Connect(t, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := bus.DefaultTopology().Ensure(ctx, js); err != nil {
-		t.Fatal(err)
-	}
-	ingest, err := webhookingest.New(webhookingest.Options{Catalog: cat, NC: nc, JS: js, Logger: bustest.Logger()})
+	f := newFileRig(t, ctx, sourcesV1)
+	ingest, err := webhookingest.New(webhookingest.Options{Catalog: f.cat, NC: f.nc, JS: f.js, Logger: bustest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ingest.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ingest.Shutdown(sctx)
-	})
+	startServices(t, ctx, ingest)
 	srv := httptest.NewServer(ingest.Handler())
 	t.Cleanup(srv.Close)
-	r, err := startCatalogReload(ctx, js, 0, cat, []lifecycle{ingest}, path, bustest.Logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
+	f.reload(ctx, ingest)
 
 	next, err := catalog.Parse("v2.yaml", []byte(sourcesV2))
 	if err != nil {
@@ -94,11 +68,7 @@ func TestHotReloadWebhookSources(t *testing.T) {
 		t.Fatalf("a source not in the catalog answered %d, want 404", got)
 	}
 
-	time.Sleep(10 * time.Millisecond) // modification times can be coarse
-	if err := os.WriteFile(path, []byte(sourcesV2), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bump(t, path, 2*time.Second)
+	f.write(sourcesV2)
 	for {
 		got := deliver("d-after")
 		if got == http.StatusAccepted {
