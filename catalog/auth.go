@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -153,6 +154,26 @@ func (a *ServerAuth) ProjectionScopes(p *Projection) []string {
 		return p.Scopes
 	}
 	return a.DefaultScopes.ReadOnly
+}
+
+// Same reports whether two auth sections say the same, wherever they are
+// written in their files (nil sections are the same as each other only).
+func (a *ServerAuth) Same(b *ServerAuth) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	x, y := *a, *b
+	x.Pos, y.Pos = Pos{}, Pos{}
+	x.APIKeys, y.APIKeys = keysWithoutPos(x.APIKeys), keysWithoutPos(y.APIKeys)
+	return reflect.DeepEqual(x, y)
+}
+
+func keysWithoutPos(keys []APIKey) []APIKey {
+	out := slices.Clone(keys)
+	for i := range out {
+		out[i].Pos = Pos{}
+	}
+	return out
 }
 
 // Secrets are the referenced credentials of the section.

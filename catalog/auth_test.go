@@ -181,3 +181,30 @@ auth:
 		}
 	}
 }
+
+func TestServerAuthSame(t *testing.T) {
+	parse := func(src string) *ServerAuth {
+		t.Helper()
+		cat, err := Parse("c.yaml", []byte(src), testOptions()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cat.Auth
+	}
+	const section = `auth:
+  resource: https://mcp.example.com/mcp
+  api_keys:
+    - {name: ops, sha256: 0000000000000000000000000000000000000000000000000000000000000000, scopes: ["*"]}
+`
+	a := parse("version: 1\n" + section)
+	moved := parse("version: 1\n\n\n" + section)
+	other := parse("version: 1\n" + strings.Replace(section, "scopes: [\"*\"]", "scopes: [tools.read]", 1))
+	switch {
+	case !a.Same(moved):
+		t.Error("the same section written lower in the file is not the same")
+	case a.Same(other):
+		t.Error("a section with a re-scoped key is the same")
+	case a.Same(nil) || !(*ServerAuth)(nil).Same(nil):
+		t.Error("nil sections compare wrong")
+	}
+}

@@ -53,7 +53,7 @@ func (a *Authenticator) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 			}
 		}
 		resp, err := handler(ctx, req)
-		if lr, ok := resp.(*toolbusv1.ListToolsResponse); ok && err == nil && a.table().filterList {
+		if lr, ok := resp.(*toolbusv1.ListToolsResponse); ok && err == nil && a.table().auth.FilterToolsList {
 			lr.Tools = slices.DeleteFunc(slices.Clone(lr.Tools), func(t *toolbusv1.Tool) bool {
 				return !id.Has(a.table().byTool[t.GetName()])
 			})

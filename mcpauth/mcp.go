@@ -64,7 +64,7 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 				}
 			case "tools/list":
 				res, err := next(ctx, method, req)
-				if err != nil || !a.table().filterList {
+				if err != nil || !a.table().auth.FilterToolsList {
 					return res, err
 				}
 				if lr, ok := res.(*mcp.ListToolsResult); ok {
@@ -79,7 +79,7 @@ func (a *Authenticator) MCPMiddleware() mcp.Middleware {
 				// Like tools/list: a projection the caller may not read is
 				// not listed.
 				res, err := next(ctx, method, req)
-				if err != nil || !a.table().filterList {
+				if err != nil || !a.table().auth.FilterToolsList {
 					return res, err
 				}
 				switch lr := res.(type) {

@@ -90,7 +90,7 @@ func New(cat *catalog.Catalog, opts Options) (*Authenticator, error) {
 		opts.JWKSMaxAge = DefaultJWKSMaxAge
 	}
 	a := &Authenticator{cfg: cat.Auth, log: opts.Logger, now: opts.Now}
-	a.tools.Store(&scopeTable{byTool: map[string][]string{}, byProjection: map[string][]string{}})
+	a.tools.Store(&scopeTable{auth: &catalog.ServerAuth{None: true}, byTool: map[string][]string{}, byProjection: map[string][]string{}})
 	if !cat.Auth.Enabled() {
 		a.log.Warn("MCP authentication is OFF (catalog auth: none): anyone who can reach /mcp or the gRPC port can call every tool; use it only on a trusted machine")
 		return a, nil
@@ -127,12 +127,10 @@ func (a *Authenticator) Enabled() bool { return a != nil && a.cfg.Enabled() }
 // scopeTable is what each tool and projection of the served catalog
 // requires, and the parts of the auth section a reload changes with them.
 type scopeTable struct {
-	// apiKeys are the API keys in force.
-	apiKeys []catalog.APIKey
-	// filterList hides from tools/list what the caller lacks scopes for.
-	filterList bool
-	// defaults are the default scopes the table was built with.
-	defaults catalog.DefaultScopes
+	// auth is the auth section in force: the one read at start, with the
+	// API keys, default scopes and tools/list filtering of the last
+	// reload.
+	auth *catalog.ServerAuth
 	// byTool are the scopes each tool needs, by tool name: the catalog's
 	// tools and the get_/list_ tools of its projections.
 	byTool map[string][]string
@@ -151,7 +149,7 @@ type scopeTable struct {
 // table does not know is left to the SDK).
 func newScopeTable(cfg *catalog.ServerAuth, cat *catalog.Catalog, prev *scopeTable) *scopeTable {
 	t := &scopeTable{
-		apiKeys: cfg.APIKeys, filterList: cfg.FilterToolsList, defaults: cfg.DefaultScopes,
+		auth:   cfg,
 		byTool: make(map[string][]string, len(cat.Tools)), byProjection: map[string][]string{},
 	}
 	if prev != nil {
@@ -202,16 +200,14 @@ func (a *Authenticator) Reload(cat *catalog.Catalog) {
 		return
 	}
 	cur := a.table()
-	sec := *a.cfg // the parts read at start
-	sec.APIKeys, sec.DefaultScopes, sec.FilterToolsList = cur.apiKeys, cur.defaults, cur.filterList
-	switch next := cat.Auth; {
-	case !next.Enabled():
+	sec := *cur.auth
+	if next := cat.Auth; !next.Enabled() {
 		a.log.Warn("catalog reload: the catalog turns MCP authentication off; that applies only after a restart, and the auth section in force stays")
-	default:
-		if !sameAuth(startOnly(next), startOnly(a.cfg)) {
+	} else {
+		if !startOnly(next).Same(startOnly(a.cfg)) {
 			a.log.Warn("catalog reload: resource, oauth or cors changed in the auth section; they apply after a restart (API keys, default scopes and filter_tools_list are reloaded now)")
 		}
-		added, removed := keyChanges(cur.apiKeys, next.APIKeys)
+		added, removed := keyChanges(sec.APIKeys, next.APIKeys)
 		if len(added)+len(removed) > 0 {
 			a.log.Info("catalog reload: API keys changed", "added", added, "removed", removed)
 		}
@@ -252,26 +248,6 @@ func keyChanges(old, next []catalog.APIKey) (added, removed []string) {
 		}
 	}
 	return added, removed
-}
-
-// sameAuth reports whether two auth sections say the same, wherever they
-// are written in the file.
-func sameAuth(x, y *catalog.ServerAuth) bool {
-	if x == nil || y == nil {
-		return x == y
-	}
-	a, b := *x, *y
-	a.Pos, b.Pos = catalog.Pos{}, catalog.Pos{}
-	a.APIKeys, b.APIKeys = withoutPos(a.APIKeys), withoutPos(b.APIKeys)
-	return reflect.DeepEqual(a, b)
-}
-
-func withoutPos(keys []catalog.APIKey) []catalog.APIKey {
-	out := slices.Clone(keys)
-	for i := range out {
-		out[i].Pos = catalog.Pos{}
-	}
-	return out
 }
 
 // ToolScopes are the scopes a caller needs to call the named tool.
@@ -319,7 +295,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 // apiKey compares the key's hash with every configured hash in constant
 // time, without stopping at a match, so timing reveals nothing.
 func (a *Authenticator) apiKey(token string) *Identity {
-	if len(a.table().apiKeys) == 0 {
+	if len(a.table().auth.APIKeys) == 0 {
 		return nil
 	}
 	id := a.APIKeyIdentity(sha256.Sum256([]byte(token)))
@@ -337,7 +313,7 @@ func (a *Authenticator) APIKeyIdentity(sum [sha256.Size]byte) *Identity {
 	if !a.Enabled() {
 		return nil
 	}
-	keys := a.table().apiKeys
+	keys := a.table().auth.APIKeys
 	found := -1
 	for i := range keys {
 		if subtle.ConstantTimeCompare(sum[:], keys[i].SHA256[:]) == 1 {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -224,27 +223,13 @@ func catalogChanges(prev, next *catalog.Catalog) string {
 	diff("upstreams", slices.Sorted(maps.Keys(prev.Upstreams)), slices.Sorted(maps.Keys(next.Upstreams)))
 	diff("sources", slices.Sorted(maps.Keys(prev.Sources)), slices.Sorted(maps.Keys(next.Sources)))
 	diff("projections", slices.Sorted(maps.Keys(prev.Projections)), slices.Sorted(maps.Keys(next.Projections)))
-	if !reflect.DeepEqual(authWithoutPos(prev.Auth), authWithoutPos(next.Auth)) {
+	if !prev.Auth.Same(next.Auth) {
 		lines = append(lines, "  auth: changed (API keys, default scopes and filter_tools_list apply now; resource, oauth and cors after a restart)")
 	}
 	if len(lines) == 0 {
 		return "  nothing added or removed; definitions changed in place"
 	}
 	return strings.Join(lines, "\n")
-}
-
-// authWithoutPos is an auth section without where it is written.
-func authWithoutPos(a *catalog.ServerAuth) *catalog.ServerAuth {
-	if a == nil {
-		return nil
-	}
-	c := *a
-	c.Pos = catalog.Pos{}
-	c.APIKeys = slices.Clone(a.APIKeys)
-	for i := range c.APIKeys {
-		c.APIKeys[i].Pos = catalog.Pos{}
-	}
-	return &c
 }
 
 // catalogReload runs the watch (and, in the all-in-one, the file poller)

@@ -3,6 +3,7 @@ package mcpfront
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -71,7 +72,7 @@ func (st *stateSurface) start(startCtx context.Context) {
 		return
 	}
 	st.started = true
-	ready := st.watch(sortedProjections(st.cat))
+	ready := st.watch(slices.Sorted(maps.Keys(st.cat.Projections)))
 	log := st.log
 	st.mu.Unlock()
 	timer := time.NewTimer(watchReadyTimeout)
@@ -79,13 +80,13 @@ func (st *stateSurface) start(startCtx context.Context) {
 	for _, r := range ready {
 		select {
 		case <-r:
-			continue
 		case <-startCtx.Done():
 			log.Warn("starting before the projection watches are in place: changes until then are not notified", "error", startCtx.Err())
+			return
 		case <-timer.C:
 			log.Warn("starting before the projection watches are in place: changes until then are not notified", "waited", watchReadyTimeout)
+			return
 		}
-		return
 	}
 }
 
@@ -94,6 +95,7 @@ func (st *stateSurface) start(startCtx context.Context) {
 // bucket does not exist yet). st.mu is held.
 func (st *stateSurface) watch(names []string) []chan struct{} {
 	var ready []chan struct{}
+	cat := st.cat // the goroutines must not read st.cat, which reload writes
 	for _, name := range names {
 		ctx, cancel := context.WithCancel(context.Background())
 		w := &stateWatch{cancel: cancel, done: make(chan struct{})}
@@ -101,7 +103,7 @@ func (st *stateSurface) watch(names []string) []chan struct{} {
 		ready = append(ready, r)
 		go func() {
 			defer close(w.done)
-			err := projection.NotifyWith(ctx, st.srv, st.reader, st.cat, projection.NotifyOptions{
+			err := projection.NotifyWith(ctx, st.srv, st.reader, cat, projection.NotifyOptions{
 				Logger: st.log, TracerProvider: st.tp, Projections: []string{name}, Ready: func() { close(r) },
 			})
 			if err != nil && ctx.Err() == nil {
@@ -123,12 +125,12 @@ func (st *stateSurface) reload(cat *catalog.Catalog) {
 		return
 	}
 	var added, removed []string
-	for _, name := range sortedProjections(cat) {
+	for _, name := range slices.Sorted(maps.Keys(cat.Projections)) {
 		if _, ok := st.cat.Projections[name]; !ok {
 			added = append(added, name)
 		}
 	}
-	for _, name := range sortedProjections(st.cat) {
+	for _, name := range slices.Sorted(maps.Keys(st.cat.Projections)) {
 		if _, ok := cat.Projections[name]; !ok {
 			removed = append(removed, name)
 		}
@@ -171,13 +173,4 @@ func (st *stateSurface) stop() {
 	for _, w := range watches {
 		<-w.done
 	}
-}
-
-func sortedProjections(cat *catalog.Catalog) []string {
-	names := make([]string, 0, len(cat.Projections))
-	for name := range cat.Projections {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
 }
