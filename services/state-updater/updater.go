@@ -108,6 +108,10 @@ type Service struct {
 type consumer struct {
 	proj atomic.Pointer[catalog.Projection]
 	cc   jetstream.ConsumeContext
+	// removed is set when a reload drops the projection: an event the
+	// server still hands over (to a pull made before) is given back, not
+	// applied.
+	removed atomic.Bool
 }
 
 // New checks opts. It makes no network calls.
@@ -232,7 +236,13 @@ func (s *Service) consume(ctx context.Context, p *catalog.Projection) error {
 	c := &consumer{}
 	c.proj.Store(p)
 	name := p.Name
-	c.cc, err = cons.Consume(func(msg jetstream.Msg) { s.handle(c.proj.Load(), msg) },
+	c.cc, err = cons.Consume(func(msg jetstream.Msg) {
+		if c.removed.Load() {
+			_ = msg.Nak()
+			return
+		}
+		s.handle(c.proj.Load(), msg)
+	},
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.log.Warn("consume", "projection", name, "error", err)
 		}))
@@ -317,7 +327,8 @@ func (s *Service) Reload(cat *catalog.Catalog) error {
 	}
 	for name, c := range s.running {
 		if !keep[name] {
-			c.cc.Drain()
+			c.removed.Store(true)
+			c.cc.Stop()
 			delete(s.running, name)
 			removed = append(removed, name)
 		}
